@@ -1,0 +1,114 @@
+// Package db is the invitations repository: the PostgreSQL schema, its migrations and
+// one method per use case. Every rule of the product (weekly and pending caps, cooldown,
+// expiry, one live invitation per pair, connection caps, note quota, privacy) is
+// enforced here, inside one READ COMMITTED transaction per call that locks what must be
+// serialised in one global order: members by ascending id, then invitations by
+// ascending id, then the idempotency row.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Store is the repository. It is safe for concurrent use.
+type Store struct {
+	db     *sqlx.DB
+	limits Limits
+	clock  func() time.Time
+}
+
+// New returns a Store on an open database. clock is read once per transaction; nil
+// means time.Now.
+func New(db *sqlx.DB, limits Limits, clock func() time.Time) *Store {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Store{db: db, limits: limits, clock: clock}
+}
+
+// Open connects to the database at dsn (a libpq URL or key=value string) and checks
+// that it answers. It fails when the server cannot be reached within ctx.
+func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(20)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return db, nil
+}
+
+// DB returns the underlying connection pool.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Limits returns the limits the store enforces.
+func (s *Store) Limits() Limits { return s.limits }
+
+// Now reads the store's clock, truncated to PostgreSQL's microsecond precision.
+func (s *Store) Now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// maxAttempts bounds how often a transaction is retried after a deadlock or a
+// serialization failure; neither should happen with the lock order above.
+const maxAttempts = 3
+
+// inTx runs fn in one READ COMMITTED transaction with one reading of the clock. The
+// isolation level is set explicitly: the locking scheme relies on each statement
+// seeing rows committed while it waited for a lock, which REPEATABLE READ and
+// SERIALIZABLE do not give. fn's error rolls the transaction back and is returned;
+// driver errors are translated by translate.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) error) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		err = s.tryTx(ctx, fn)
+		if !retryable(err) {
+			break
+		}
+	}
+	return translate(err)
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx, s.Now()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// retryable reports a deadlock or serialization failure.
+func retryable(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "40001" || pqErr.Code == "40P01"
+	}
+	return false
+}
+
+// inString reports whether s is one of list.
+func inString(s string, list ...string) bool {
+	for _, v := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

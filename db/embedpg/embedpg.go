@@ -1,0 +1,381 @@
+// Package embedpg runs a private PostgreSQL cluster from the PostgreSQL
+// server binaries installed on the machine (it never downloads anything).
+//
+// The cluster listens only on a Unix socket in a fresh temporary directory,
+// so it never clashes with a system server or with other embedded clusters.
+// When the current process is root, initdb and postgres run as the
+// unprivileged "postgres" OS user, because PostgreSQL refuses to run as root.
+package embedpg
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	_ "github.com/lib/pq" // database/sql driver used for the readiness probe
+)
+
+const port = 5432 // only names the socket file; there is no TCP listener
+
+// Options configures Start.
+type Options struct {
+	// DataDir holds the cluster. It is required and made absolute. It is
+	// created (initdb) if it has no PG_VERSION file; otherwise it is reused.
+	DataDir string
+	// BinDir is the directory with initdb and postgres; default FindBinDir().
+	BinDir string
+	// Logger receives progress lines (initdb, started, stopped); optional.
+	Logger *slog.Logger
+	// Settings are extra server settings passed as -c name=value, e.g.
+	// {"fsync": "off"} for tests (fsync=off also makes initdb skip syncing).
+	// port and unix_socket_directories are managed by Start and rejected.
+	Settings map[string]string
+}
+
+// Server is a running PostgreSQL postmaster started by Start.
+type Server struct {
+	dataDir, sockDir string
+	cmd              *exec.Cmd
+	log              *slog.Logger
+	done             chan struct{} // closed when the postmaster has exited
+	waitErr          error         // valid after done is closed
+	stopOnce         sync.Once
+	stopErr          error
+}
+
+// FindBinDir returns the directory holding the PostgreSQL server binaries
+// (initdb and postgres): $PG_BIN if set (and it must contain them), else
+// `pg_config --bindir` if that directory has them, else the highest-versioned
+// /usr/lib/postgresql/*/bin. If none is found the error says what to install.
+func FindBinDir() (string, error) {
+	if dir := os.Getenv("PG_BIN"); dir != "" {
+		if hasServerBins(dir) {
+			return dir, nil
+		}
+		return "", notFound("PG_BIN=" + dir)
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		if dir := strings.TrimSpace(string(out)); hasServerBins(dir) {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int { return versionOf(b) - versionOf(a) })
+	for _, dir := range dirs {
+		if hasServerBins(dir) {
+			return dir, nil
+		}
+	}
+	return "", notFound("pg_config --bindir", "/usr/lib/postgresql/*/bin")
+}
+
+func notFound(looked ...string) error {
+	return fmt.Errorf("PostgreSQL server binaries (initdb, postgres) not found (looked in %s): "+
+		"install them with `apt-get install postgresql` (Debian/Ubuntu) or set PG_BIN to the directory "+
+		"containing them, or set DATABASE_URL to use an existing server", strings.Join(looked, ", "))
+}
+
+func hasServerBins(dir string) bool {
+	for _, name := range []string{"postgres", "initdb"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// versionOf parses "/usr/lib/postgresql/15/bin" (or "9.6") into a sortable int.
+func versionOf(dir string) int {
+	major, minor, _ := strings.Cut(filepath.Base(filepath.Dir(dir)), ".")
+	a, _ := strconv.Atoi(major)
+	b, _ := strconv.Atoi(minor)
+	return a*100 + b
+}
+
+// Start initializes opts.DataDir if needed, starts postgres on a private Unix
+// socket and waits until it accepts connections (until ctx ends, at most 30 s).
+// ctx bounds only the startup; the server keeps running until Stop. On error
+// nothing is left running; errors name the cause (binaries missing, no
+// postgres user when root, untraversable parent directory, data directory in
+// use by another postmaster, or the tail of the initdb/server log).
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("embedpg: Options.DataDir is required")
+	}
+	for _, k := range []string{"port", "unix_socket_directories"} {
+		if _, ok := opts.Settings[k]; ok {
+			return nil, fmt.Errorf("embedpg: setting %q is managed by embedpg and cannot be overridden", k)
+		}
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("embedpg: %w", err)
+	}
+	binDir := opts.BinDir
+	if binDir == "" {
+		if binDir, err = FindBinDir(); err != nil {
+			return nil, fmt.Errorf("embedpg: %w", err)
+		}
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareDir(dataDir, cred); err != nil {
+		return nil, err
+	}
+	if err := checkPidFile(dataDir, lg); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		lg.Info("embedpg: initdb", "datadir", dataDir, "bindir", binDir)
+		args := []string{"-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"}
+		if opts.Settings["fsync"] == "off" {
+			args = append(args, "--no-sync")
+		}
+		cmd := exec.Command(filepath.Join(binDir, "initdb"), args...)
+		cmd.Dir, cmd.SysProcAttr = dataDir, &syscall.SysProcAttr{Credential: cred}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("embedpg: initdb %s failed: %w\n%s", dataDir, err, tail(string(out), 20))
+		}
+	}
+	logDir := filepath.Join(dataDir, "log")
+	logPath := filepath.Join(logDir, "postmaster.log")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedpg: %w", err)
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedpg: %w", err)
+	}
+	sockDir, err := socketDir(cred)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	if cred != nil {
+		_ = os.Chown(logDir, int(cred.Uid), int(cred.Gid))
+		_ = os.Chown(logPath, int(cred.Uid), int(cred.Gid))
+	}
+
+	args := []string{"-D", dataDir, "-c", "listen_addresses=", "-c", "port=" + strconv.Itoa(port),
+		"-c", "unix_socket_directories=" + sockDir}
+	for _, k := range slices.Sorted(maps.Keys(opts.Settings)) {
+		args = append(args, "-c", k+"="+opts.Settings[k])
+	}
+	cmd := exec.Command(filepath.Join(binDir, "postgres"), args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dataDir, logFile, logFile
+	// Setpgid: a terminal Ctrl-C reaches only our process, which calls Stop.
+	// Pdeathsig: if we die without Stop, postgres does an immediate shutdown.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("embedpg: starting postgres: %w", err)
+	}
+	s := &Server{dataDir: dataDir, sockDir: sockDir, cmd: cmd, log: lg, done: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		logFile.Close()
+		close(s.done)
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		<-s.done
+		os.RemoveAll(sockDir)
+		data, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("embedpg: %w (server log %s):\n%s", err, logPath, tail(string(data), 20))
+	}
+	lg.Info("embedpg: started", "datadir", dataDir, "socket", sockDir, "pid", cmd.Process.Pid)
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := sql.Open("postgres", s.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var one int
+		err = db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("postgres exited during startup: %v", s.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("postgres not ready: %w (last error: %v)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// DSN returns a lib/pq URL for database dbname on this server, of the form
+// postgres://postgres@/DBNAME?host=/tmp/embedpgNNN&port=5432&sslmode=disable
+// (user postgres, trust authentication, Unix socket only). It never fails.
+func (s *Server) DSN(dbname string) string {
+	host := strings.ReplaceAll(url.QueryEscape(s.sockDir), "%2F", "/")
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", url.PathEscape(dbname), host, port)
+}
+
+// Stop shuts the server down with a fast shutdown (SIGINT to the postmaster),
+// waits for it to exit (escalating to SIGQUIT, then SIGKILL, after 30 s each)
+// and removes the socket directory. It is idempotent: later calls return the
+// first call's result. The error is non-nil if the postmaster exited
+// abnormally (including a crash before Stop was called).
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+	signals:
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL} {
+			_ = s.cmd.Process.Signal(sig)
+			select {
+			case <-s.done:
+				break signals
+			case <-time.After(30 * time.Second):
+			}
+		}
+		<-s.done
+		os.RemoveAll(s.sockDir)
+		if s.waitErr != nil {
+			s.stopErr = fmt.Errorf("embedpg: postgres (data directory %s) exited: %w", s.dataDir, s.waitErr)
+		}
+		s.log.Info("embedpg: stopped", "datadir", s.dataDir, "err", s.waitErr)
+	})
+	return s.stopErr
+}
+
+// serverCredential returns nil when not root, else the "postgres" user's ids.
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("embedpg: running as root, but PostgreSQL refuses to run as root and there is no "+
+			"`postgres` OS user to run it as (%v): create one (e.g. `useradd --system postgres`) or run as a non-root user", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// prepareDir creates dataDir (mode 0700, owned by cred) and any missing
+// parents (mode 0755), and checks that cred's user can traverse the parents.
+func prepareDir(dataDir string, cred *syscall.Credential) error {
+	var created []string
+	for d := filepath.Dir(dataDir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("embedpg: %w", err)
+	}
+	for _, d := range created {
+		_ = os.Chmod(d, 0o755)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return fmt.Errorf("embedpg: %w", err)
+	}
+	if cred == nil {
+		return nil
+	}
+	if err := os.Chown(dataDir, int(cred.Uid), int(cred.Gid)); err != nil {
+		return fmt.Errorf("embedpg: %w", err)
+	}
+	for d := filepath.Dir(dataDir); ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			return fmt.Errorf("embedpg: %w", err)
+		}
+		bit := uint32(0o001)
+		if st.Uid == cred.Uid {
+			bit = 0o100
+		} else if st.Gid == cred.Gid {
+			bit = 0o010
+		}
+		if st.Mode&bit == 0 {
+			return fmt.Errorf("embedpg: the postgres OS user (uid %d) cannot reach data directory %s because %s "+
+				"is mode %o owned by uid %d: `chmod o+x %s` or put the data directory elsewhere",
+				cred.Uid, dataDir, d, st.Mode&0o7777, st.Uid, d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// socketDir makes a fresh, short directory for the server's Unix socket.
+func socketDir(cred *syscall.Credential) (string, error) {
+	dir, err := os.MkdirTemp("", "embedpg")
+	if err == nil && len(dir) > 90 { // sun_path is ~107 bytes incl. "/.s.PGSQL.5432"
+		os.Remove(dir)
+		dir, err = os.MkdirTemp("/tmp", "embedpg")
+	}
+	if err != nil {
+		return "", fmt.Errorf("embedpg: socket directory: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.Remove(dir)
+			return "", fmt.Errorf("embedpg: socket directory: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// checkPidFile fails if dataDir/postmaster.pid names a live postgres. A pid
+// file naming a dead process is left to postgres, which ignores it; one whose
+// pid was reused by a non-postgres process (common after a container
+// restart) is removed, since postgres would refuse to start because of it.
+func checkPidFile(dataDir string, lg *slog.Logger) error {
+	pidFile := filepath.Join(dataDir, "postmaster.pid")
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return nil
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return nil
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err == nil && !strings.HasPrefix(string(comm), "postgres") && !strings.HasPrefix(string(comm), "postmaster") {
+		lg.Info("embedpg: removing stale postmaster.pid", "pid", pid, "process", strings.TrimSpace(string(comm)))
+		return os.Remove(pidFile)
+	}
+	return fmt.Errorf("embedpg: data directory %s is in use by another PostgreSQL (pid %d)", dataDir, pid)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

@@ -1,0 +1,101 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Code names why a use case was refused. The values are the GraphQL API's
+// UserErrorCode values, plus BadUserInput for malformed list arguments.
+type Code string
+
+// The refusal codes.
+const (
+	CodeWeeklyLimit         Code = "WEEKLY_LIMIT_REACHED"
+	CodePendingLimit        Code = "PENDING_LIMIT_REACHED"
+	CodeCooldown            Code = "COOLDOWN_ACTIVE"
+	CodeAlreadyPending      Code = "ALREADY_PENDING"
+	CodeAlreadyConnected    Code = "ALREADY_CONNECTED"
+	CodeSelfInvitation      Code = "SELF_INVITATION"
+	CodeRecipientConnLimit  Code = "RECIPIENT_CONNECTION_LIMIT"
+	CodeSenderConnLimit     Code = "SENDER_CONNECTION_LIMIT"
+	CodeConnectionLimit     Code = "CONNECTION_LIMIT"
+	CodeMessageTooLong      Code = "MESSAGE_TOO_LONG"
+	CodeNoteQuota           Code = "NOTE_QUOTA_REACHED"
+	CodeNotFound            Code = "NOT_FOUND"
+	CodeNotPending          Code = "NOT_PENDING"
+	CodeTooManySelected     Code = "TOO_MANY_SELECTED"
+	CodeInvalidInput        Code = "INVALID_INPUT"
+	CodeBadUserInput        Code = "BAD_USER_INPUT"
+	CodeServiceBusy         Code = "SERVICE_BUSY"
+)
+
+// Error is a refusal the client can act on: a business rule (returned as a userError)
+// or a malformed argument (CodeBadUserInput, a top-level error). Its Message never
+// contains driver or SQL details.
+type Error struct {
+	Code        Code
+	Message     string
+	Field       []string
+	AvailableAt *time.Time
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+func refuse(code Code, field []string, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+func refuseUntil(code Code, at time.Time, field []string, format string, args ...any) *Error {
+	e := refuse(code, field, format, args...)
+	at = at.UTC()
+	e.AvailableAt = &at
+	return e
+}
+
+// badInput is a malformed list argument (a top-level BAD_USER_INPUT error).
+func badInput(field string, format string, args ...any) *Error {
+	return refuse(CodeBadUserInput, []string{field}, format, args...)
+}
+
+// AsError returns the *Error inside err, if any.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// translate turns driver errors that clients can act on into *Error and leaves every
+// other error as it is (the presenter logs those and answers INTERNAL_SERVER_ERROR).
+// *pq.Error values never reach clients.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) {
+		return err
+	}
+	switch pqErr.Code {
+	case "23505": // unique_violation: lost a race the locks should have prevented
+		if pqErr.Constraint == "invitations_live_pair_key" {
+			return refuse(CodeAlreadyPending, nil, "an invitation between these members is already pending")
+		}
+	case "55P03", "57014", "40001", "40P01", "53300": // lock/statement timeout, contention, too many connections
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return &Error{Code: CodeServiceBusy, Message: "the service is busy; try again"}
+	}
+	return fmt.Errorf("database: %w", err)
+}
+
+// NotFound is the refusal for an id that names nothing the viewer may act on. field is
+// the input path of the id.
+func NotFound(field ...string) *Error {
+	return refuse(CodeNotFound, field, "nothing with this id")
+}

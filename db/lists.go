@@ -1,0 +1,317 @@
+package db
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Page selects a slice of a list, Relay style: First/After walk forwards, Last/Before
+// backwards. With neither First nor Last, the first DefaultPageSize items are returned.
+type Page struct {
+	First  *int
+	After  *string
+	Last   *int
+	Before *string
+}
+
+// Order orders a list by (sent_at, id); Desc is newest first.
+type Order struct {
+	Desc bool
+}
+
+// PendingFilter narrows the pending list. Day counts are exact 24-hour periods.
+type PendingFilter struct {
+	OlderThanDays *int
+	NewerThanDays *int
+	SentBefore    *time.Time
+	SentAfter     *time.Time
+}
+
+// SentFilter narrows the sent history; Statuses are statuses as the sender sees them.
+type SentFilter struct {
+	Statuses   []string
+	SentBefore *time.Time
+	SentAfter  *time.Time
+}
+
+// MaxDays bounds day-count filters.
+const MaxDays = 36500
+
+// Connection is one page of a list.
+type Connection struct {
+	Invitations     []*Invitation
+	Cursors         []string
+	HasNextPage     bool
+	HasPreviousPage bool
+	count           func(context.Context) (int, error)
+}
+
+// TotalCount counts the whole list (one more statement, run only when asked for).
+func (c *Connection) TotalCount(ctx context.Context) (int, error) { return c.count(ctx) }
+
+// listQuery is a list's WHERE clause, built from fragments with ? placeholders.
+type listQuery struct {
+	where []string
+	args  []any
+}
+
+func (q *listQuery) add(cond string, args ...any) {
+	q.where = append(q.where, cond)
+	q.args = append(q.args, args...)
+}
+
+func (q *listQuery) sql() string { return strings.Join(q.where, " AND ") }
+
+// PendingInvitations lists viewer's live sent invitations (ignored ones included: to
+// the sender they are pending). Errors: CodeBadUserInput for a bad filter, page or cursor.
+func (s *Store) PendingInvitations(ctx context.Context, viewer int64, f PendingFilter, o Order, p Page) (*Connection, error) {
+	now := s.Now()
+	q := &listQuery{}
+	q.add("i.sender_id = ?", viewer)
+	q.add("i.status IN ('PENDING', 'IGNORED')")
+	q.add("i.sent_at > ?", now.Add(-s.limits.TTL))
+	lower, upper := time.Time{}, time.Time{} // exclusive lower, inclusive-ish upper bounds, for the band check
+	for _, d := range []struct {
+		name  string
+		days  *int
+		older bool
+	}{{"olderThanDays", f.OlderThanDays, true}, {"newerThanDays", f.NewerThanDays, false}} {
+		if d.days == nil {
+			continue
+		}
+		if *d.days < 0 || *d.days > MaxDays {
+			return nil, badInput("filter."+d.name, "%s must be between 0 and %d", d.name, MaxDays)
+		}
+		at := now.Add(-time.Duration(*d.days) * Day)
+		if d.older {
+			q.add("i.sent_at <= ?", at)
+			upper = earliest(upper, at)
+		} else {
+			q.add("i.sent_at > ?", at)
+			lower = latest(lower, at)
+		}
+	}
+	if f.SentBefore != nil {
+		q.add("i.sent_at < ?", *f.SentBefore)
+		upper = earliest(upper, *f.SentBefore)
+	}
+	if f.SentAfter != nil {
+		q.add("i.sent_at > ?", *f.SentAfter)
+		lower = latest(lower, *f.SentAfter)
+	}
+	if !lower.IsZero() && !upper.IsZero() && !lower.Before(upper) {
+		return nil, badInput("filter", "the filter selects an empty range: nothing can be both that old and that new")
+	}
+	return s.list(ctx, q, viewer, o, p, now)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.IsZero() || b.After(a) {
+		return b
+	}
+	return a
+}
+
+// ReceivedInvitations lists the invitations waiting for viewer's answer (not ignored,
+// withdrawn, expired or answered). Errors: CodeBadUserInput for a bad page or cursor.
+func (s *Store) ReceivedInvitations(ctx context.Context, viewer int64, o Order, p Page) (*Connection, error) {
+	now := s.Now()
+	q := &listQuery{}
+	q.add("i.recipient_id = ?", viewer)
+	q.add("i.status = 'PENDING'")
+	q.add("i.sent_at > ?", now.Add(-s.limits.TTL))
+	return s.list(ctx, q, viewer, o, p, now)
+}
+
+// SentInvitations lists viewer's sent history with statuses as the sender sees them.
+// Errors: CodeBadUserInput for a bad filter, page or cursor.
+func (s *Store) SentInvitations(ctx context.Context, viewer int64, f SentFilter, o Order, p Page) (*Connection, error) {
+	now := s.Now()
+	cut := now.Add(-s.limits.TTL)
+	q := &listQuery{}
+	q.add("i.sender_id = ?", viewer)
+	if f.Statuses != nil {
+		var alts []string
+		var args []any
+		for _, st := range f.Statuses {
+			switch st {
+			case StatusPending:
+				alts = append(alts, "(i.status IN ('PENDING', 'IGNORED') AND i.sent_at > ?)")
+				args = append(args, cut)
+			case StatusExpired:
+				alts = append(alts, "(i.status = 'EXPIRED' OR (i.status IN ('PENDING', 'IGNORED') AND i.sent_at <= ?))")
+				args = append(args, cut)
+			case StatusAccepted, StatusWithdrawn:
+				alts = append(alts, "i.status = ?")
+				args = append(args, st)
+			}
+		}
+		if len(alts) == 0 {
+			alts = []string{"FALSE"} // only IGNORED, which a sender never sees, or none
+		}
+		q.add("("+strings.Join(alts, " OR ")+")", args...)
+	}
+	if f.SentBefore != nil {
+		q.add("i.sent_at < ?", *f.SentBefore)
+	}
+	if f.SentAfter != nil {
+		q.add("i.sent_at > ?", *f.SentAfter)
+	}
+	if f.SentBefore != nil && f.SentAfter != nil && !f.SentAfter.Before(*f.SentBefore) {
+		return nil, badInput("filter", "sentAfter must be before sentBefore")
+	}
+	return s.list(ctx, q, viewer, o, p, now)
+}
+
+// list runs a keyset-paginated list over invitations i matching q.
+func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p Page, now time.Time) (*Connection, error) {
+	n, backward, err := pageSize(p)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(p.After, "after")
+	if err != nil {
+		return nil, err
+	}
+	before, err := decodeCursor(p.Before, "before")
+	if err != nil {
+		return nil, err
+	}
+	base := q.sql()
+	baseArgs := slices.Clone(q.args)
+	// "later" is the comparison that selects rows after a position in the list order.
+	later, earlier := ">", "<"
+	if o.Desc {
+		later, earlier = "<", ">"
+	}
+	if after != nil {
+		q.add("(i.sent_at, i.id) "+later+" (?, ?)", after.sentAt, after.id)
+	}
+	if before != nil {
+		q.add("(i.sent_at, i.id) "+earlier+" (?, ?)", before.sentAt, before.id)
+	}
+	dir := "ASC"
+	if o.Desc != backward {
+		dir = "DESC"
+	}
+	query := fmt.Sprintf(`SELECT %s FROM invitations i WHERE %s ORDER BY i.sent_at %s, i.id %s LIMIT %d`,
+		prefixed(invitationColumns), q.sql(), dir, dir, n+1)
+	var rows []*Invitation
+	if err := s.db.SelectContext(ctx, &rows, sqlx.Rebind(sqlx.DOLLAR, query), q.args...); err != nil {
+		return nil, translate(err)
+	}
+	more := len(rows) > n
+	if more {
+		rows = rows[:n]
+	}
+	if backward {
+		slices.Reverse(rows)
+	}
+	c := &Connection{Invitations: rows, Cursors: make([]string, len(rows))}
+	for i, inv := range rows {
+		s.limits.view(inv, viewer, now)
+		c.Cursors[i] = encodeCursor(inv)
+	}
+	// Beyond the page's own edge, a neighbour exists if some row lies at or past the
+	// cursor the client came from.
+	exists := func(cur *cursor, cmp string) (bool, error) {
+		if cur == nil {
+			return false, nil
+		}
+		var ok bool
+		query := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM invitations i WHERE %s AND (i.sent_at, i.id) %s= (?, ?))`, base, cmp)
+		err := s.db.GetContext(ctx, &ok, sqlx.Rebind(sqlx.DOLLAR, query), append(slices.Clone(baseArgs), cur.sentAt, cur.id)...)
+		return ok, translate(err)
+	}
+	if backward {
+		c.HasPreviousPage = more
+		if c.HasNextPage, err = exists(before, later); err != nil {
+			return nil, err
+		}
+	} else {
+		c.HasNextPage = more
+		if c.HasPreviousPage, err = exists(after, earlier); err != nil {
+			return nil, err
+		}
+	}
+	c.count = func(ctx context.Context) (int, error) {
+		var total int
+		err := s.db.GetContext(ctx, &total, sqlx.Rebind(sqlx.DOLLAR, `SELECT count(*) FROM invitations i WHERE `+base), baseArgs...)
+		return total, translate(err)
+	}
+	return c, nil
+}
+
+// pageSize validates the page arguments and returns the page size and direction.
+func pageSize(p Page) (n int, backward bool, err error) {
+	if p.First != nil && p.Last != nil {
+		return 0, false, badInput("first", "pass either first or last, not both")
+	}
+	n, name := DefaultPageSize, "first"
+	if p.First != nil {
+		n = *p.First
+	}
+	if p.Last != nil {
+		n, name, backward = *p.Last, "last", true
+	}
+	if n < 0 || n > MaxPageSize {
+		return 0, false, badInput(name, "%s must be between 0 and %d", name, MaxPageSize)
+	}
+	return n, backward, nil
+}
+
+func prefixed(cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = "i." + c
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cursor is a position in a list ordered by (sent_at, id).
+type cursor struct {
+	sentAt time.Time
+	id     int64
+}
+
+// encodeCursor returns the opaque cursor of an invitation's position. It carries only
+// the position: every list query names the viewer, so a cursor can never widen scope.
+func encodeCursor(inv *Invitation) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%d", inv.SentAt.UnixMicro(), inv.ID)))
+}
+
+func decodeCursor(s *string, arg string) (*cursor, error) {
+	if s == nil {
+		return nil, nil
+	}
+	bad := badInput(arg, "%s is not a valid cursor", arg)
+	raw, err := base64.RawURLEncoding.DecodeString(*s)
+	if err != nil {
+		return nil, bad
+	}
+	micros, id, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return nil, bad
+	}
+	us, err1 := strconv.ParseInt(micros, 10, 64)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	// PostgreSQL timestamps end in the year 294276; keep well inside.
+	if err1 != nil || err2 != nil || n <= 0 || us < -62135596800000000 || us > 253402300799999999 {
+		return nil, bad
+	}
+	return &cursor{sentAt: time.UnixMicro(us).UTC(), id: n}, nil
+}

@@ -1,0 +1,157 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+const memberColumns = `id, handle, name, headline, plan, connection_count, created_at`
+
+// MemberByHandle returns the member with this handle (compared case-insensitively),
+// or nil when there is none.
+func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, error) {
+	var m Member
+	err := s.db.GetContext(ctx, &m, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &m, nil
+}
+
+// MembersByID returns the members with these ids, in no particular order; ids with no
+// member are left out.
+func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
+	var ms []*Member
+	err := s.db.SelectContext(ctx, &ms, `SELECT `+memberColumns+` FROM members WHERE id = ANY($1)`, pq.Array(ids))
+	return ms, translate(err)
+}
+
+// ConnectionStatuses returns how each member relates to viewer (ConnConnected,
+// ConnInvitationSent, ConnInvitationReceived or ConnNone), keyed by member id, in one
+// statement. An invitation the viewer ignored reads as ConnNone; one the member
+// ignored still reads as ConnInvitationSent, as the sender must not learn of it.
+func (s *Store) ConnectionStatuses(ctx context.Context, viewer int64, ids []int64) (map[int64]string, error) {
+	const q = `
+SELECT m.id,
+       EXISTS (SELECT 1 FROM connections c
+                WHERE c.member_a = LEAST(m.id, $1) AND c.member_b = GREATEST(m.id, $1)) AS connected,
+       EXISTS (SELECT 1 FROM invitations i
+                WHERE i.sender_id = $1 AND i.recipient_id = m.id
+                  AND i.status IN ('PENDING', 'IGNORED') AND i.sent_at > $3) AS sent,
+       EXISTS (SELECT 1 FROM invitations i
+                WHERE i.sender_id = m.id AND i.recipient_id = $1
+                  AND i.status = 'PENDING' AND i.sent_at > $3) AS received
+  FROM unnest($2::bigint[]) AS m(id)`
+	now := s.Now()
+	rows, err := s.db.QueryContext(ctx, q, viewer, pq.Array(ids), now.Add(-s.limits.TTL))
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := make(map[int64]string, len(ids))
+	for rows.Next() {
+		var id int64
+		var connected, sent, received bool
+		if err := rows.Scan(&id, &connected, &sent, &received); err != nil {
+			return nil, translate(err)
+		}
+		switch {
+		case id == viewer:
+			out[id] = ConnNone
+		case connected:
+			out[id] = ConnConnected
+		case sent:
+			out[id] = ConnInvitationSent
+		case received:
+			out[id] = ConnInvitationReceived
+		default:
+			out[id] = ConnNone
+		}
+	}
+	return out, translate(rows.Err())
+}
+
+// lockMembers locks the members' rows in ascending id order (the first step of the
+// global lock order) and returns them keyed by id; missing ids are absent from the map.
+// FOR NO KEY UPDATE leaves foreign-key checks of concurrent inserts unblocked.
+func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Member, error) {
+	var ms []*Member
+	err := tx.SelectContext(ctx, &ms,
+		`SELECT `+memberColumns+` FROM members WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, pq.Array(ids))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*Member, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
+// pair returns the two ids smaller first, as connections stores them.
+func pair(a, b int64) (int64, int64) {
+	if a < b {
+		return a, b
+	}
+	return b, a
+}
+
+func connected(ctx context.Context, tx *sqlx.Tx, a, b int64) (bool, error) {
+	lo, hi := pair(a, b)
+	var ok bool
+	err := tx.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM connections WHERE member_a = $1 AND member_b = $2)`, lo, hi)
+	return ok, err
+}
+
+// connect connects a and b, whose rows the caller has locked, unless they already
+// are. It does not check the connection cap.
+func connect(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) error {
+	lo, hi := pair(a, b)
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO connections (member_a, member_b, since) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, lo, hi, now)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		_, err = tx.ExecContext(ctx,
+			`UPDATE members SET connection_count = connection_count + 1 WHERE id IN ($1, $2)`, lo, hi)
+	}
+	return err
+}
+
+// RemoveConnection removes the connection between viewer and member. It reports false
+// when they were not connected. Errors: CodeNotFound when member does not exist or is
+// the viewer.
+func (s *Store) RemoveConnection(ctx context.Context, viewer, member int64) (bool, error) {
+	var removed bool
+	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+		ms, err := lockMembers(ctx, tx, viewer, member)
+		if err != nil {
+			return err
+		}
+		if ms[member] == nil || member == viewer {
+			return refuse(CodeNotFound, []string{"input", "memberId"}, "no member with this id")
+		}
+		lo, hi := pair(viewer, member)
+		res, err := tx.ExecContext(ctx, `DELETE FROM connections WHERE member_a = $1 AND member_b = $2`, lo, hi)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			removed = true
+			_, err = tx.ExecContext(ctx,
+				`UPDATE members SET connection_count = connection_count - 1 WHERE id IN ($1, $2)`, lo, hi)
+		}
+		return err
+	})
+	return removed, err
+}

@@ -1,0 +1,4 @@
+DROP TABLE idempotency_keys;
+DROP TABLE invitations;
+DROP TABLE connections;
+DROP TABLE members;

@@ -1,0 +1,259 @@
+package db
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// SendInput is what a member sends.
+type SendInput struct {
+	RecipientID int64
+	// RecipientFound is false when the client's id did not decode to a member id; the
+	// call then fails with CodeNotFound exactly as for an unknown member.
+	RecipientFound bool
+	Message        *string
+	Source         string
+	IdempotencyKey *string
+}
+
+// SendResult is the outcome of a send that was not refused.
+type SendResult struct {
+	// Invitation is the new invitation, or the recipient's invitation that the send
+	// accepted instead (Connected).
+	Invitation *Invitation
+	// Connected: the recipient had invited the sender, and the two are now connected.
+	Connected bool
+}
+
+// sendReplay is what an idempotency key stores for a send.
+type sendReplay struct {
+	InvitationID int64 `json:"invitationId"`
+	Connected    bool  `json:"connected"`
+}
+
+var (
+	fieldRecipient = []string{"input", "recipientId"}
+	fieldMessage   = []string{"input", "message"}
+	fieldSendKey   = []string{"input", "idempotencyKey"}
+)
+
+// SendInvitation sends an invitation from sender, enforcing every rule in one
+// transaction that first locks both members (ascending id). Refusals are *Error with
+// CodeNotFound, CodeSelfInvitation, CodeInvalidInput, CodeMessageTooLong,
+// CodeAlreadyConnected, CodeSenderConnLimit, CodeRecipientConnLimit, CodeAlreadyPending,
+// CodeCooldown, CodePendingLimit, CodeWeeklyLimit or CodeNoteQuota, checked in that
+// order; time-bound ones carry AvailableAt. If the recipient has a live invitation to
+// the sender, it is accepted instead (Connected) and no quota is used. With an
+// idempotency key used in the last 24 hours, the first result is returned again.
+func (s *Store) SendInvitation(ctx context.Context, sender int64, in SendInput) (*SendResult, error) {
+	if !in.RecipientFound {
+		return nil, refuse(CodeNotFound, fieldRecipient, "no member with this id")
+	}
+	if in.RecipientID == sender {
+		return nil, refuse(CodeSelfInvitation, fieldRecipient, "you cannot invite yourself")
+	}
+	if in.Source == "" {
+		in.Source = "OTHER"
+	}
+	msg, err := normalizeNote(in.Message)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newIdempotencyKey(in.IdempotencyKey, fieldSendKey, "sendInvitation",
+		[]any{in.RecipientID, msg, in.Source})
+	if err != nil {
+		return nil, err
+	}
+	var res *SendResult
+	err = s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+		var err error
+		res, err = s.send(ctx, tx, now, sender, in.RecipientID, msg, in.Source, key)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) send(ctx context.Context, tx *sqlx.Tx, now time.Time, sender, recipient int64, msg *string, source string, key *idempotencyKey) (*SendResult, error) {
+	ms, err := lockMembers(ctx, tx, sender, recipient)
+	if err != nil {
+		return nil, err
+	}
+	from, to := ms[sender], ms[recipient]
+	if to == nil {
+		return nil, refuse(CodeNotFound, fieldRecipient, "no member with this id")
+	}
+	if from == nil {
+		return nil, refuse(CodeNotFound, nil, "the viewer no longer exists")
+	}
+	var replay sendReplay
+	if ok, err := key.replay(ctx, tx, sender, now, &replay); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		inv, err := s.invitation(ctx, tx, sender, replay.InvitationID, now)
+		return &SendResult{Invitation: inv, Connected: replay.Connected}, err
+	}
+	if msg != nil {
+		if n, max := utf8.RuneCountInString(*msg), s.limits.noteMax(from.Plan); n > max {
+			return nil, refuse(CodeMessageTooLong, fieldMessage,
+				"the note has %d characters; your plan allows %d", n, max)
+		}
+	}
+	if ok, err := connected(ctx, tx, sender, recipient); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, refuse(CodeAlreadyConnected, fieldRecipient, "you are already connected")
+	}
+	if from.ConnectionCount >= s.limits.ConnectionMax {
+		return nil, refuse(CodeSenderConnLimit, nil, "you have reached the limit of %d connections", s.limits.ConnectionMax)
+	}
+	if to.ConnectionCount >= s.limits.ConnectionMax {
+		return nil, refuse(CodeRecipientConnLimit, fieldRecipient,
+			"this member has reached the connection limit; they can only be followed")
+	}
+	livePair, err := s.livePairInvitation(ctx, tx, sender, recipient, now)
+	if err != nil {
+		return nil, err
+	}
+	if livePair != nil && livePair.SenderID == sender {
+		return nil, refuse(CodeAlreadyPending, fieldRecipient, "an invitation to this member is already pending")
+	}
+	if livePair != nil { // the recipient invited the sender: accept that one
+		if err := s.accept(ctx, tx, livePair, now); err != nil {
+			return nil, err
+		}
+		s.limits.view(livePair, sender, now)
+		res := &SendResult{Invitation: livePair, Connected: true}
+		return res, key.save(ctx, tx, sender, now, sendReplay{InvitationID: livePair.ID, Connected: true})
+	}
+	if err := s.checkSendLimits(ctx, tx, from, recipient, msg != nil, now); err != nil {
+		return nil, err
+	}
+	inv := &Invitation{}
+	err = tx.GetContext(ctx, inv, `
+INSERT INTO invitations (sender_id, recipient_id, message, source, status, sent_at)
+VALUES ($1, $2, $3, $4, 'PENDING', $5)
+RETURNING `+invitationColumns, sender, recipient, msg, source, now)
+	if err != nil {
+		return nil, err
+	}
+	s.limits.view(inv, sender, now)
+	return &SendResult{Invitation: inv}, key.save(ctx, tx, sender, now, sendReplay{InvitationID: inv.ID})
+}
+
+// livePairInvitation expires the pair's live invitations that outlived the TTL (the
+// sweep may not have reached them; they would block the pair in the unique index), then
+// locks and returns the pair's live invitation in either direction, or nil.
+func (s *Store) livePairInvitation(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) (*Invitation, error) {
+	lo, hi := pair(a, b)
+	_, err := tx.ExecContext(ctx, `
+UPDATE invitations SET status = 'EXPIRED'
+ WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
+   AND status IN ('PENDING', 'IGNORED') AND sent_at <= $3`, lo, hi, now.Add(-s.limits.TTL))
+	if err != nil {
+		return nil, err
+	}
+	var invs []*Invitation
+	err = tx.SelectContext(ctx, &invs, `
+SELECT `+invitationColumns+` FROM invitations
+ WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
+   AND status IN ('PENDING', 'IGNORED')
+   FOR UPDATE`, lo, hi)
+	if err != nil || len(invs) == 0 {
+		return nil, err
+	}
+	return invs[0], nil
+}
+
+// checkSendLimits applies the cooldown, the pending cap, the weekly cap and the note
+// quota to a new invitation from sender (whose row is locked) to recipient.
+func (s *Store) checkSendLimits(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, withNote bool, now time.Time) error {
+	var lastWithdrawn *time.Time
+	err := tx.GetContext(ctx, &lastWithdrawn, `
+SELECT max(withdrawn_at) FROM invitations
+ WHERE sender_id = $1 AND recipient_id = $2 AND status = 'WITHDRAWN'`, from.ID, recipient)
+	if err != nil {
+		return err
+	}
+	if lastWithdrawn != nil && now.Before(lastWithdrawn.Add(s.limits.Cooldown)) {
+		return refuseUntil(CodeCooldown, lastWithdrawn.Add(s.limits.Cooldown), fieldRecipient,
+			"you withdrew an invitation to this member recently; you can invite them again later")
+	}
+	q, err := s.quota(ctx, tx, from, now)
+	if err != nil {
+		return err
+	}
+	if q.PendingCount >= q.PendingLimit {
+		return s.pendingLimitError(ctx, tx, from.ID, now)
+	}
+	if q.Used >= q.Limit {
+		return s.weeklyLimitError(ctx, tx, from.ID, q, now)
+	}
+	if withNote && q.NotesLimit != nil && q.NotesUsed >= *q.NotesLimit {
+		return refuseUntil(CodeNoteQuota, nextMonth(now), fieldMessage,
+			"you have used your %d personal notes this month; send without a note or wait", *q.NotesLimit)
+	}
+	return nil
+}
+
+// pendingLimitError says when the oldest pending invitation expires, the latest time
+// a slot frees up on its own.
+func (s *Store) pendingLimitError(ctx context.Context, tx *sqlx.Tx, sender int64, now time.Time) error {
+	var oldest time.Time
+	err := tx.GetContext(ctx, &oldest, `
+SELECT min(sent_at) FROM invitations
+ WHERE sender_id = $1 AND status IN ('PENDING', 'IGNORED') AND sent_at > $2`, sender, now.Add(-s.limits.TTL))
+	if err != nil {
+		return err
+	}
+	return refuseUntil(CodePendingLimit, oldest.Add(s.limits.TTL), nil,
+		"you have %d pending invitations; withdraw some before sending more", s.limits.PendingMax)
+}
+
+// weeklyLimitError says when enough counted sends leave the window for one more send:
+// the send at position used-limit (oldest first) leaves at its sent_at + 7 days.
+func (s *Store) weeklyLimitError(ctx context.Context, tx *sqlx.Tx, sender int64, q *Quota, now time.Time) error {
+	var at time.Time
+	err := tx.GetContext(ctx, &at, `
+SELECT sent_at FROM invitations
+ WHERE sender_id = $1 AND sent_at > $2 AND ($3 OR status <> 'WITHDRAWN')
+ ORDER BY sent_at, id OFFSET $4 LIMIT 1`, sender, now.Add(-Window), !s.limits.RefundOnWithdraw, q.Used-q.Limit)
+	if err != nil {
+		return err
+	}
+	return refuseUntil(CodeWeeklyLimit, at.Add(Window), nil,
+		"you have sent %d invitations in the last 7 days, the limit of your plan", q.Used)
+}
+
+// nextMonth is the first instant of the calendar month (UTC) after now.
+func nextMonth(now time.Time) time.Time {
+	y, m, _ := now.UTC().Date()
+	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// normalizeNote trims the note, turns CRLF into LF and rejects other control
+// characters. An empty note is no note.
+func normalizeNote(msg *string) (*string, error) {
+	if msg == nil {
+		return nil, nil
+	}
+	m := strings.TrimSpace(strings.ReplaceAll(*msg, "\r\n", "\n"))
+	if m == "" {
+		return nil, nil
+	}
+	if !utf8.ValidString(m) {
+		return nil, refuse(CodeInvalidInput, fieldMessage, "the note is not valid UTF-8")
+	}
+	for _, r := range m {
+		if r != '\n' && unicode.IsControl(r) {
+			return nil, refuse(CodeInvalidInput, fieldMessage, "the note may not contain control characters other than newlines")
+		}
+	}
+	return &m, nil
+}

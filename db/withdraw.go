@@ -1,0 +1,181 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Withdraw outcomes for one selected id.
+const (
+	OutcomeWithdrawn  = "WITHDRAWN"
+	OutcomeNotFound   = "NOT_FOUND"
+	OutcomeNotPending = "NOT_PENDING"
+)
+
+// WithdrawResult is the fate of one selected id, in input order.
+type WithdrawResult struct {
+	// Index is the position of the id in the input.
+	Index   int    `json:"index"`
+	ID      int64  `json:"id"`
+	Outcome string `json:"outcome"`
+	// Invitation is the viewer's invitation (nil for OutcomeNotFound).
+	Invitation *Invitation `json:"-"`
+}
+
+// WithdrawInput selects invitations to withdraw. IDs are decoded ids; Found[i] is
+// false when the client's i-th id did not decode to an invitation id (it is then
+// reported OutcomeNotFound, exactly as an unknown id).
+type WithdrawInput struct {
+	IDs            []int64
+	Found          []bool
+	IdempotencyKey *string
+}
+
+var fieldSelected = []string{"input", "invitationIds"}
+
+// WithdrawSelected withdraws the viewer's pending (or ignored, which to the sender is
+// pending) invitations among the selection, 1 to MaxSelected ids, and reports each id
+// on its own: withdrawn, not found (not the viewer's sent invitation, or unknown) or
+// not pending. It locks the viewer's member row, then the selected invitations in
+// ascending id order, so overlapping concurrent calls serialise and nothing is withdrawn
+// twice. A repeated id gets the outcome of its first occurrence. Errors:
+// CodeInvalidInput (no ids, or a bad idempotency key), CodeTooManySelected.
+func (s *Store) WithdrawSelected(ctx context.Context, viewer int64, in WithdrawInput) ([]WithdrawResult, error) {
+	if len(in.IDs) == 0 {
+		return nil, refuse(CodeInvalidInput, fieldSelected, "select at least one invitation")
+	}
+	if len(in.IDs) > MaxSelected {
+		return nil, refuse(CodeTooManySelected, fieldSelected,
+			"select at most %d invitations per call (%d selected)", MaxSelected, len(in.IDs))
+	}
+	key, err := newIdempotencyKey(in.IdempotencyKey, []string{"input", "idempotencyKey"}, "withdrawSelected",
+		[]any{in.IDs, in.Found})
+	if err != nil {
+		return nil, err
+	}
+	var results []WithdrawResult
+	err = s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+		if _, err := lockMembers(ctx, tx, viewer); err != nil {
+			return err
+		}
+		var replayed []WithdrawResult
+		if ok, err := key.replay(ctx, tx, viewer, now, &replayed); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			results, err = s.attachInvitations(ctx, tx, viewer, replayed, now)
+			return err
+		}
+		results, err = s.withdraw(ctx, tx, viewer, in, now)
+		if err != nil {
+			return err
+		}
+		return key.save(ctx, tx, viewer, now, results)
+	})
+	return results, err
+}
+
+// withdraw does WithdrawSelected's work inside its transaction.
+func (s *Store) withdraw(ctx context.Context, tx *sqlx.Tx, viewer int64, in WithdrawInput, now time.Time) ([]WithdrawResult, error) {
+	var ids []int64
+	for i, id := range in.IDs {
+		if in.Found[i] {
+			ids = append(ids, id)
+		}
+	}
+	var rows []*Invitation
+	err := tx.SelectContext(ctx, &rows, `
+SELECT `+invitationColumns+` FROM invitations
+ WHERE id = ANY($1) AND sender_id = $2
+ ORDER BY id
+   FOR UPDATE`, pq.Array(ids), viewer)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]*Invitation, len(rows))
+	var withdrawable []int64
+	for _, inv := range rows {
+		s.limits.view(inv, viewer, now)
+		byID[inv.ID] = inv
+		if inv.Status == StatusPending {
+			withdrawable = append(withdrawable, inv.ID)
+		}
+	}
+	if len(withdrawable) > 0 {
+		var done []*Invitation
+		err = tx.SelectContext(ctx, &done, `
+UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
+ WHERE id = ANY($1)
+RETURNING `+invitationColumns, pq.Array(withdrawable), now)
+		if err != nil {
+			return nil, err
+		}
+		for _, inv := range done {
+			s.limits.view(inv, viewer, now)
+			byID[inv.ID] = inv
+		}
+	}
+	withdrawn := make(map[int64]bool, len(withdrawable))
+	for _, id := range withdrawable {
+		withdrawn[id] = true
+	}
+	results := make([]WithdrawResult, len(in.IDs))
+	for i, id := range in.IDs {
+		r := WithdrawResult{Index: i, ID: id, Outcome: OutcomeNotFound}
+		if inv := byID[id]; in.Found[i] && inv != nil {
+			r.Invitation = inv
+			r.Outcome = OutcomeNotPending
+			if withdrawn[id] {
+				r.Outcome = OutcomeWithdrawn
+			}
+		}
+		results[i] = r
+	}
+	return results, nil
+}
+
+// attachInvitations loads the invitations of replayed results as they are now.
+func (s *Store) attachInvitations(ctx context.Context, tx *sqlx.Tx, viewer int64, results []WithdrawResult, now time.Time) ([]WithdrawResult, error) {
+	for i := range results {
+		if results[i].Outcome == OutcomeNotFound {
+			continue
+		}
+		inv, err := s.invitation(ctx, tx, viewer, results[i].ID, now)
+		if err != nil {
+			return nil, err
+		}
+		results[i].Invitation = inv
+	}
+	return results, nil
+}
+
+// WithdrawnCount counts the results that withdrew an invitation, once per invitation.
+func WithdrawnCount(results []WithdrawResult) int {
+	seen := map[int64]bool{}
+	for _, r := range results {
+		if r.Outcome == OutcomeWithdrawn {
+			seen[r.ID] = true
+		}
+	}
+	return len(seen)
+}
+
+// WithdrawInvitation withdraws one pending invitation viewer sent and returns it.
+// Errors: CodeNotFound, CodeNotPending.
+func (s *Store) WithdrawInvitation(ctx context.Context, viewer, id int64, found bool) (*Invitation, error) {
+	results, err := s.WithdrawSelected(ctx, viewer, WithdrawInput{IDs: []int64{id}, Found: []bool{found}})
+	if err != nil {
+		return nil, err
+	}
+	switch r := results[0]; r.Outcome {
+	case OutcomeNotFound:
+		return nil, notFoundInvitation()
+	case OutcomeNotPending:
+		return nil, refuse(CodeNotPending, fieldInvitation, "this invitation is no longer pending")
+	default:
+		return r.Invitation, nil
+	}
+}

@@ -1,0 +1,116 @@
+package graph
+
+import (
+	"context"
+	"errors"
+
+	"github.com/vikstrous/dataloadgen"
+
+	"invitations/db"
+	"invitations/graph/model"
+)
+
+func page(first *int, after *string, last *int, before *string) db.Page {
+	return db.Page{First: first, After: after, Last: last, Before: before}
+}
+
+// order maps the GraphQL order; newest first when omitted.
+func order(o *model.InvitationOrder) db.Order {
+	return db.Order{Desc: o == nil || o.Direction == model.OrderDirectionDesc}
+}
+
+func pendingFilter(f *model.PendingInvitationFilter) db.PendingFilter {
+	if f == nil {
+		return db.PendingFilter{}
+	}
+	return db.PendingFilter{
+		OlderThanDays: f.OlderThanDays,
+		NewerThanDays: f.NewerThanDays,
+		SentBefore:    f.SentBefore,
+		SentAfter:     f.SentAfter,
+	}
+}
+
+func sentFilter(f *model.SentInvitationFilter) db.SentFilter {
+	if f == nil {
+		return db.SentFilter{}
+	}
+	out := db.SentFilter{SentBefore: f.SentBefore, SentAfter: f.SentAfter}
+	if f.Status != nil {
+		out.Statuses = make([]string, len(f.Status))
+		for i, s := range f.Status {
+			out.Statuses[i] = string(s)
+		}
+	}
+	return out
+}
+
+func connection(c *db.Connection, err error) (*model.InvitationConnection, error) {
+	if err != nil {
+		return nil, err
+	}
+	return model.NewInvitationConnection(c), nil
+}
+
+// node resolves a global ID to what the viewer may see, or nil.
+func (r *Resolver) node(ctx context.Context, v *Viewer, id string) (model.Node, error) {
+	kind, n, ok := parseGlobalID(id)
+	if !ok {
+		return nil, nil
+	}
+	switch kind {
+	case kindMember:
+		m, err := r.member(ctx, n)
+		if err != nil || m == nil {
+			return nil, err
+		}
+		return m, nil
+	case kindInvitation:
+		inv, err := r.Store.Invitation(ctx, v.Member.ID, n)
+		if err != nil || inv == nil {
+			return nil, err
+		}
+		return inv, nil
+	}
+	return nil, nil
+}
+
+// withdrawResults maps repository results to the payload's, naming each id as given.
+func withdrawResults(ids []string, results []db.WithdrawResult) []*model.WithdrawResult {
+	out := make([]*model.WithdrawResult, len(results))
+	for i, r := range results {
+		out[i] = &model.WithdrawResult{
+			InvitationID: ids[r.Index],
+			Outcome:      model.WithdrawOutcome(r.Outcome),
+			Invitation:   r.Invitation,
+		}
+	}
+	return out
+}
+
+// decodeInvitationIDs decodes selected ids; Found marks the ones that are invitation ids.
+func decodeInvitationIDs(ids []string) ([]int64, []bool) {
+	out, found := make([]int64, len(ids)), make([]bool, len(ids))
+	for i, s := range ids {
+		out[i], found[i] = idOf(s, kindInvitation)
+	}
+	return out, found
+}
+
+// member loads a member through the request's loader; nil when there is none.
+func (r *Resolver) member(ctx context.Context, id int64) (*db.Member, error) {
+	m, err := r.loadersFor(ctx).members.Load(ctx, id)
+	if errors.Is(err, dataloadgen.ErrNotFound) {
+		return nil, nil
+	}
+	return m, err
+}
+
+// viewerQuota is the viewer's quota, for the payloads' quota fields.
+func (r *Resolver) viewerQuota(ctx context.Context) (*db.Quota, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Store.Quota(ctx, v.Member.ID)
+}

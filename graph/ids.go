@@ -1,0 +1,45 @@
+package graph
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
+// Kinds of global IDs.
+const (
+	kindMember     = "Member"
+	kindInvitation = "Invitation"
+)
+
+// globalID returns the opaque Relay ID of an object: base64url of "Kind:id".
+func globalID(kind string, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
+}
+
+// parseGlobalID returns the kind and database id inside a global ID. ok is false for
+// anything malformed; callers treat that exactly like an id that does not exist.
+func parseGlobalID(s string) (kind string, id int64, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return "", 0, false
+	}
+	kind, num, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", 0, false
+	}
+	id, err = strconv.ParseInt(num, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
+		return "", 0, false
+	}
+	return kind, id, true
+}
+
+// idOf returns the database id inside a global ID of the wanted kind.
+func idOf(s, kind string) (int64, bool) {
+	k, id, ok := parseGlobalID(s)
+	if !ok || k != kind {
+		return 0, false
+	}
+	return id, true
+}

@@ -1,0 +1,99 @@
+// Package model holds the GraphQL types that are not repository types: the ones gqlgen
+// generates (models_gen.go) and a few written by hand for lazy fields.
+package model
+
+import (
+	"context"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"io"
+	"strconv"
+	"time"
+
+	"invitations/db"
+)
+
+// DateTime is the DateTime scalar: RFC 3339 in UTC, fractional seconds as needed.
+type DateTime = time.Time
+
+// MarshalDateTime writes t as an RFC 3339 string in UTC.
+func MarshalDateTime(t time.Time) graphqlMarshaler {
+	return marshalFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
+// UnmarshalDateTime reads an RFC 3339 string (any offset).
+func UnmarshalDateTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, badDateTime()
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+		return time.Time{}, badDateTime()
+	}
+	return t.UTC(), nil
+}
+
+// badDateTime is a top-level BAD_USER_INPUT error: the value is the client's mistake.
+func badDateTime() error {
+	return &gqlerror.Error{
+		Message:    "DateTime must be an RFC 3339 string such as 2026-01-02T15:04:05Z",
+		Extensions: map[string]any{"code": "BAD_USER_INPUT"},
+	}
+}
+
+type graphqlMarshaler = interface{ MarshalGQL(w io.Writer) }
+
+type marshalFunc func(w io.Writer)
+
+func (f marshalFunc) MarshalGQL(w io.Writer) { f(w) }
+
+// InvitationConnection is a page of invitations; totalCount runs only when selected.
+type InvitationConnection struct {
+	Page  *db.Connection
+	Edges []*InvitationEdge
+}
+
+// NewInvitationConnection wraps a repository page.
+func NewInvitationConnection(c *db.Connection) *InvitationConnection {
+	edges := make([]*InvitationEdge, len(c.Invitations))
+	for i, inv := range c.Invitations {
+		edges[i] = &InvitationEdge{Cursor: c.Cursors[i], Node: inv}
+	}
+	return &InvitationConnection{Page: c, Edges: edges}
+}
+
+// Nodes are the page's invitations.
+func (c *InvitationConnection) Nodes() []*db.Invitation { return c.Page.Invitations }
+
+// PageInfo describes the page's position.
+func (c *InvitationConnection) PageInfo() *PageInfo {
+	pi := &PageInfo{HasNextPage: c.Page.HasNextPage, HasPreviousPage: c.Page.HasPreviousPage}
+	if n := len(c.Edges); n > 0 {
+		pi.StartCursor = &c.Edges[0].Cursor
+		pi.EndCursor = &c.Edges[n-1].Cursor
+	}
+	return pi
+}
+
+// TotalCount counts the whole list.
+func (c *InvitationConnection) TotalCount(ctx context.Context) (int, error) {
+	return c.Page.TotalCount(ctx)
+}
+
+// InvitationEdge is an invitation with its cursor.
+type InvitationEdge struct {
+	Cursor string
+	Node   *db.Invitation
+}
+
+// WithdrawResult is the outcome for one selected id.
+type WithdrawResult struct {
+	InvitationID string
+	Outcome      WithdrawOutcome
+	Invitation   *db.Invitation
+}
+
+// Node is any object with a global ID: *db.Member or *db.Invitation.
+type Node interface{}

@@ -1,0 +1,18 @@
+// Package graph is the GraphQL layer: gqlgen's generated executor, thin resolvers that
+// read the viewer from the context, call one repository method and map the result, and
+// the helpers beside them (ids, errors, loaders, authentication).
+package graph
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+import (
+	"log/slog"
+
+	"invitations/db"
+)
+
+// Resolver holds the resolvers' dependencies.
+type Resolver struct {
+	Store  *db.Store
+	Logger *slog.Logger
+}

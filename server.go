@@ -1,0 +1,171 @@
+// Command invitations serves the invitations GraphQL API.
+//
+//	go run .                 serve (embedded PostgreSQL with demo data when DATABASE_URL is unset)
+//	go run . migrate         apply the database migrations and exit
+//	go run . token HANDLE    print a bearer token for a member (-admin, -ttl 24h)
+//	go run . import FILE     load members, connections and invitations from JSON Lines
+//
+// All configuration comes from the environment; see README.md.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"invitations/db"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "error:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: it parses the command and the environment, wires the
+// pieces and runs until ctx ends. Tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	cmd, rest := "serve", args
+	if len(args) > 0 {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, logger, stdout)
+	case "migrate":
+		return migrateCmd(ctx, cfg, logger, stdout)
+	case "token":
+		return tokenCmd(cfg, rest, stdout, stderr)
+	case "import":
+		return importCmd(ctx, cfg, logger, rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+const usage = `usage: invitations [command]
+
+commands:
+  serve          run the GraphQL server (the default)
+  migrate        apply database migrations and exit
+  token HANDLE   print a bearer token for the member with this handle
+                 (-admin for an admin token, -ttl 24h for its lifetime)
+  import FILE    load members, connections and invitations from a JSON Lines file ("-" for stdin)
+
+Configuration is read from the environment; see README.md.
+`
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(requestIDHandler{slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})})
+}
+
+// config is everything the environment configures.
+type config struct {
+	DatabaseURL string // empty: embedded PostgreSQL under DataDir
+	DataDir     string
+	Port        string
+	JWTSecret   []byte // empty with an embedded database: generated and kept under DataDir
+	LogLevel    slog.Level
+	Limits      db.Limits
+}
+
+// loadConfig reads the environment. An invalid value is an error naming the variable.
+func loadConfig(getenv func(string) string) (*config, error) {
+	cfg := &config{
+		DatabaseURL: getenv("DATABASE_URL"),
+		DataDir:     cmp.Or(getenv("DATA_DIR"), ".data"),
+		Port:        cmp.Or(getenv("PORT"), "8080"),
+		JWTSecret:   []byte(getenv("JWT_SECRET")),
+		Limits:      db.DefaultLimits(),
+	}
+	if n, err := strconv.Atoi(cfg.Port); err != nil || n < 0 || n > 65535 {
+		return nil, fmt.Errorf("PORT must be a port number (0 to 65535), got %q", cfg.Port)
+	}
+	if s := getenv("LOG_LEVEL"); s != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
+			return nil, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", s)
+		}
+	}
+	if len(cfg.JWTSecret) > 0 && len(cfg.JWTSecret) < 32 {
+		return nil, fmt.Errorf("JWT_SECRET must be at least 32 bytes long")
+	}
+	l := &cfg.Limits
+	ints := []struct {
+		name     string
+		dst      *int
+		min, max int
+	}{
+		{"INVITE_WEEKLY_LIMIT", &l.WeeklyStandard, 1, 1_000_000},
+		{"INVITE_WEEKLY_LIMIT_PREMIUM", &l.WeeklyPremium, 1, 1_000_000},
+		{"INVITE_PENDING_LIMIT", &l.PendingMax, 1, 1_000_000},
+		{"CONNECTION_LIMIT", &l.ConnectionMax, 1, 100_000_000},
+		{"NOTE_MAX_LENGTH", &l.NoteMaxStandard, 1, 10_000},
+		{"NOTE_MAX_LENGTH_PREMIUM", &l.NoteMaxPremium, 1, 10_000},
+		{"NOTES_PER_MONTH", &l.NotesPerMonthStandard, 0, 1_000_000},
+	}
+	for _, v := range ints {
+		if err := envInt(getenv, v.name, v.dst, v.min, v.max); err != nil {
+			return nil, err
+		}
+	}
+	days := []struct {
+		name     string
+		dst      *time.Duration
+		min, max int
+	}{
+		{"REINVITE_COOLDOWN_DAYS", &l.Cooldown, 0, 3650},
+		{"INVITATION_TTL_DAYS", &l.TTL, 1, 3650},
+	}
+	for _, v := range days {
+		n := int(*v.dst / db.Day)
+		if err := envInt(getenv, v.name, &n, v.min, v.max); err != nil {
+			return nil, err
+		}
+		*v.dst = time.Duration(n) * db.Day
+	}
+	if s := getenv("WITHDRAW_REFUNDS_QUOTA"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("WITHDRAW_REFUNDS_QUOTA must be true or false, got %q", s)
+		}
+		l.RefundOnWithdraw = b
+	}
+	return cfg, nil
+}
+
+// envInt sets *dst from the variable when it is set; an invalid value names it.
+func envInt(getenv func(string) string, name string, dst *int, min, max int) error {
+	s := getenv(name)
+	if s == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < min || n > max {
+		return fmt.Errorf("%s must be a whole number from %d to %d, got %q", name, min, max, s)
+	}
+	*dst = n
+	return nil
+}
