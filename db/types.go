@@ -82,15 +82,16 @@ func (l Limits) view(inv *Invitation, viewer int64, now time.Time) bool {
 	if live(inv.Status) && !now.Before(inv.ExpiresAt) {
 		inv.Status = StatusExpired
 	}
-	if inv.Status == StatusExpired {
-		inv.RespondedAt = nil // an expired invitation may have been ignored first
+	if inv.Status == StatusIgnored && viewer == inv.SenderID {
+		inv.Status = StatusPending
+	}
+	// An answer is shown only with the answer's status: an invitation ignored and
+	// then withdrawn or expired keeps its responded_at, which the sender must not see.
+	if inv.Status != StatusAccepted && inv.Status != StatusIgnored {
+		inv.RespondedAt = nil
 	}
 	switch viewer {
 	case inv.SenderID:
-		if inv.Status == StatusIgnored {
-			inv.Status = StatusPending
-			inv.RespondedAt = nil
-		}
 		return true
 	case inv.RecipientID:
 		return inv.Status != StatusWithdrawn && inv.Status != StatusExpired

@@ -79,7 +79,7 @@ func Open(t testing.TB) *sqlx.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.SetMaxOpenConns(60)
+	conn.SetMaxOpenConns(40)
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }

@@ -158,59 +158,82 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	logDir := filepath.Join(dataDir, "log")
-	logPath := filepath.Join(logDir, "postmaster.log")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedpg: %w", err)
-	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
 		return nil, fmt.Errorf("embedpg: %w", err)
 	}
 	sockDir, err := socketDir(cred)
 	if err != nil {
-		logFile.Close()
 		return nil, err
 	}
 	if cred != nil {
 		_ = os.Chown(logDir, int(cred.Uid), int(cred.Gid))
-		_ = os.Chown(logPath, int(cred.Uid), int(cred.Gid))
 	}
-
 	args := []string{"-D", dataDir, "-c", "listen_addresses=", "-c", "port=" + strconv.Itoa(port),
 		"-c", "unix_socket_directories=" + sockDir}
 	for _, k := range slices.Sorted(maps.Keys(opts.Settings)) {
 		args = append(args, "-c", k+"="+opts.Settings[k])
 	}
-	cmd := exec.Command(filepath.Join(binDir, "postgres"), args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dataDir, logFile, logFile
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for retried := false; ; retried = true {
+		s := &Server{dataDir: dataDir, sockDir: sockDir, log: lg, done: make(chan struct{})}
+		logText, err := s.launch(ctx, filepath.Join(binDir, "postgres"), args, filepath.Join(logDir, "postmaster.log"), cred)
+		if err == nil {
+			lg.Info("embedpg: started", "datadir", dataDir, "socket", sockDir, "pid", s.cmd.Process.Pid)
+			return s, nil
+		}
+		// After a crash, old backends may hold the shared memory for a moment.
+		if strings.Contains(logText, "pre-existing shared memory block") && ctx.Err() == nil {
+			if !retried {
+				lg.Info("embedpg: old server processes are still exiting; retrying", "datadir", dataDir)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("embedpg: %w (server log %s):\n%s", err, filepath.Join(logDir, "postmaster.log"), tail(logText, 20))
+	}
+}
+
+// launch starts the postmaster and waits until it accepts connections. On
+// failure nothing is left running and it returns what this run logged.
+func (s *Server) launch(ctx context.Context, bin string, args []string, logPath string, cred *syscall.Credential) (string, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", err
+	}
+	fi, err := logFile.Stat()
+	if err != nil {
+		logFile.Close()
+		return "", err
+	}
+	if cred != nil {
+		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Dir, s.cmd.Stdout, s.cmd.Stderr = s.dataDir, logFile, logFile
 	// Setpgid: a terminal Ctrl-C reaches only our process, which calls Stop.
 	// Pdeathsig: if we die without Stop, postgres does an immediate shutdown.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
-	if err := cmd.Start(); err != nil {
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	if err := s.cmd.Start(); err != nil {
 		logFile.Close()
-		os.RemoveAll(sockDir)
-		return nil, fmt.Errorf("embedpg: starting postgres: %w", err)
+		return "", fmt.Errorf("starting postgres: %w", err)
 	}
-	s := &Server{dataDir: dataDir, sockDir: sockDir, cmd: cmd, log: lg, done: make(chan struct{})}
 	go func() {
-		s.waitErr = cmd.Wait()
+		s.waitErr = s.cmd.Wait()
 		logFile.Close()
 		close(s.done)
 	}()
 	if err := s.waitReady(ctx); err != nil {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
 		<-s.done
-		os.RemoveAll(sockDir)
 		data, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("embedpg: %w (server log %s):\n%s", err, logPath, tail(string(data), 20))
+		return string(data[min(int(fi.Size()), len(data)):]), err
 	}
-	lg.Info("embedpg: started", "datadir", dataDir, "socket", sockDir, "pid", cmd.Process.Pid)
-	return s, nil
+	return "", nil
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	db, err := sql.Open("postgres", s.DSN("postgres"))
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,6 +191,12 @@ func TestRestartAfterKilledPostmaster(t *testing.T) {
 	t.Parallel()
 	dataDir := testDataDir(t)
 	s := start(t, dataDir)
+	// Freeze one child so the old shared memory stays attached for a while
+	// after the postmaster dies; Start must retry until the child is gone.
+	child := childOf(t, s.cmd.Process.Pid)
+	if err := syscall.Kill(child, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +204,31 @@ func TestRestartAfterKilledPostmaster(t *testing.T) {
 	if err := s.Stop(); err == nil {
 		t.Error("Stop after a crash: want error")
 	}
+	time.AfterFunc(300*time.Millisecond, func() { _ = syscall.Kill(child, syscall.SIGCONT) })
 	start(t, dataDir) // stale postmaster.pid, crash recovery
+	data, _ := os.ReadFile(filepath.Join(dataDir, "log", "postmaster.log"))
+	if !strings.Contains(string(data), "pre-existing shared memory block") {
+		t.Error("expected Start to have retried after a shared memory conflict")
+	}
+}
+
+func childOf(t *testing.T, ppid int) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		_, rest, _ := strings.Cut(string(data), ") ")
+		var state string
+		var parent int
+		if _, err := fmt.Sscan(rest, &state, &parent); err == nil && parent == ppid {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			return pid
+		}
+	}
+	t.Fatalf("no child of %d", ppid)
+	return 0
 }
 
 func TestStalePidFileWithReusedPid(t *testing.T) {
