@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -59,7 +60,7 @@ func refuseUntil(code Code, at time.Time, field []string, format string, args ..
 
 // badInput is a malformed list argument (a top-level BAD_USER_INPUT error).
 func badInput(field string, format string, args ...any) *Error {
-	return refuse(CodeBadUserInput, []string{field}, format, args...)
+	return refuse(CodeBadUserInput, strings.Split(field, "."), format, args...)
 }
 
 // AsError returns the *Error inside err, if any.

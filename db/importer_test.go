@@ -371,7 +371,7 @@ func BenchmarkImport(b *testing.B) {
 		_, s := newImportStore(b)
 		b.StartTimer()
 		start := time.Now()
-		rep, err := s.Import(context.Background(), strings.NewReader(input), db.ImportOptions{Progress: func(l int, _ int64) { b.Logf("TMP %d %v", l, time.Since(start)) }})
+		rep, err := s.Import(context.Background(), strings.NewReader(input), db.ImportOptions{Progress: func(l int, _ int64) { println("TMP", l, time.Since(start).String()) }})
 		if err != nil || rep.ErrorCount != 0 || rep.Lines != 100000 {
 			b.Fatalf("Import = %+v, %v", rep, err)
 		}

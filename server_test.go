@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"invitations/db/dbtest"
+	"invitations/graph"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+const testSecret = "test-secret-test-secret-test-secret!"
+
+// server is the real server started by run on a free port.
+type server struct {
+	t    *testing.T
+	url  string
+	conn *sqlx.DB
+	out  *bytes.Buffer
+}
+
+// startServer runs the program as `go run .` would, with env added to a test
+// database and secret, and stops it when the test ends.
+func startServer(t *testing.T, env map[string]string) *server {
+	t.Helper()
+	dsn := ""
+	if _, embedded := env["DATA_DIR"]; !embedded {
+		dsn = dbtest.DSN(t)
+	}
+	base := map[string]string{"DATABASE_URL": dsn, "JWT_SECRET": testSecret, "PORT": "0", "LOG_LEVEL": "warn"}
+	for k, v := range env {
+		base[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return base[k] }, pw, &logs)
+		pw.Close()
+	}()
+	out := &bytes.Buffer{}
+	lines := bufio.NewScanner(pr)
+	portLine := regexp.MustCompile(`listening on port (\d+)`)
+	url := ""
+	for url == "" && lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if m := portLine.FindStringSubmatch(lines.Text()); m != nil {
+			url = "http://127.0.0.1:" + m[1]
+		}
+	}
+	if url == "" {
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", <-done, logs.String())
+	}
+	// Keep reading what the server prints (the demo token comes after the port).
+	ready := make(chan struct{})
+	go func() {
+		for lines.Scan() {
+			out.WriteString(lines.Text() + "\n")
+			if strings.Contains(lines.Text(), "Authorization") {
+				close(ready)
+			}
+		}
+	}()
+	if dsn == "" {
+		<-ready
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server exited: %v", err)
+		}
+	})
+	s := &server{t: t, url: url, out: out}
+	if dsn != "" {
+		s.conn = sqlx.MustOpen("postgres", dsn)
+		t.Cleanup(func() { s.conn.Close() })
+	}
+	return s
+}
+
+// member creates a member and returns a token for it.
+func (s *server) member(handle string) string {
+	s.t.Helper()
+	s.conn.MustExec(`INSERT INTO members (handle, name) VALUES ($1, $2)`, handle, "Member "+handle)
+	return s.token(handle)
+}
+
+func (s *server) token(handle string) string {
+	s.t.Helper()
+	tok, err := graph.SignToken([]byte(testSecret), handle, false, time.Hour, time.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+// response is a GraphQL response.
+type response struct {
+	Data   map[string]any `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+	status int
+	raw    string
+}
+
+// code is the first error's extensions.code, or "".
+func (r *response) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// gql posts a GraphQL request with a bearer token ("" for none).
+func (s *server) gql(token, query string, vars map[string]any) *response {
+	s.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest("POST", s.url+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := &response{status: res.StatusCode, raw: string(raw)}
+	if err := json.Unmarshal(raw, out); err != nil {
+		s.t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
+	}
+	return out
+}
+
+// ok fails the test on top-level errors and returns data.
+func (s *server) ok(token, query string, vars map[string]any) map[string]any {
+	s.t.Helper()
+	r := s.gql(token, query, vars)
+	if len(r.Errors) > 0 || r.status != 200 {
+		s.t.Fatalf("%d %s", r.status, r.raw)
+	}
+	return r.Data
+}
+
+// get walks a decoded JSON value along a dotted path ("a.b.0.c").
+func get(v any, path string) any {
+	for _, p := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			var i int
+			fmt.Sscan(p, &i)
+			if i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func (s *server) memberID(token, handle string) string {
+	s.t.Helper()
+	return get(s.ok(token, `query($h: String!) { member(handle: $h) { id } }`, map[string]any{"h": handle}), "member.id").(string)
+}
+
+const sendMutation = `mutation($to: ID!, $msg: String, $key: String) {
+  sendInvitation(input: {recipientId: $to, message: $msg, idempotencyKey: $key, clientMutationId: "c1"}) {
+    invitation { id status message sender { handle } recipient { handle connectionStatus } }
+    connected quota { used remaining pendingCount } userErrors { code message field availableAt } clientMutationId
+  }
+}`
+
+func TestEndToEnd(t *testing.T) {
+	s := startServer(t, nil)
+	ada, bob := s.member("ada"), s.member("bob")
+	cy := s.member("cy")
+	bobID, cyID := s.memberID(ada, "bob"), s.memberID(ada, "cy")
+
+	d := s.ok(ada, sendMutation, map[string]any{"to": bobID, "msg": "  Hello Bob  "})
+	inv := get(d, "sendInvitation.invitation").(map[string]any)
+	if inv["status"] != "PENDING" || inv["message"] != "Hello Bob" || get(inv, "recipient.connectionStatus") != "INVITATION_SENT" ||
+		get(d, "sendInvitation.quota.used") != 1.0 || get(d, "sendInvitation.clientMutationId") != "c1" {
+		t.Fatalf("send: %v", d)
+	}
+	// A refusal is a userError in a 200 response.
+	r := s.gql(ada, sendMutation, map[string]any{"to": bobID})
+	if r.status != 200 || len(r.Errors) > 0 || get(r.Data, "sendInvitation.userErrors.0.code") != "ALREADY_PENDING" ||
+		get(r.Data, "sendInvitation.invitation") != nil {
+		t.Fatalf("second send: %s", r.raw)
+	}
+	invToCy := get(s.ok(ada, sendMutation, map[string]any{"to": cyID}), "sendInvitation.invitation.id").(string)
+
+	// The recipient sees it; ignoring hides it from them but not from the sender.
+	d = s.ok(bob, `{ receivedInvitations { totalCount nodes { id status sender { handle connectionStatus } } } }`, nil)
+	if get(d, "receivedInvitations.totalCount") != 1.0 || get(d, "receivedInvitations.nodes.0.sender.connectionStatus") != "INVITATION_RECEIVED" {
+		t.Fatalf("received: %v", d)
+	}
+	invID := get(d, "receivedInvitations.nodes.0.id").(string)
+	d = s.ok(bob, `mutation($id: ID!) { ignoreInvitation(input: {invitationId: $id}) { invitation { status } userErrors { code } } }`, map[string]any{"id": invID})
+	if get(d, "ignoreInvitation.invitation.status") != "IGNORED" {
+		t.Fatalf("ignore: %v", d)
+	}
+	d = s.ok(ada, `query($id: ID!) { node(id: $id) { ... on Invitation { status respondedAt } } }`, map[string]any{"id": invID})
+	if get(d, "node.status") != "PENDING" || get(d, "node.respondedAt") != nil {
+		t.Fatalf("sender sees the ignore: %v", d)
+	}
+
+	// Withdraw selected: both, then the lists and the quota change.
+	d = s.ok(ada, `mutation($ids: [ID!]!) { withdrawSelected(input: {invitationIds: $ids}) {
+		withdrawnCount results { invitationId outcome invitation { status } } quota { pendingCount } userErrors { code } } }`,
+		map[string]any{"ids": []string{invID, invToCy, "bogus"}})
+	if get(d, "withdrawSelected.withdrawnCount") != 2.0 || get(d, "withdrawSelected.results.2.outcome") != "NOT_FOUND" ||
+		get(d, "withdrawSelected.results.2.invitationId") != "bogus" || get(d, "withdrawSelected.quota.pendingCount") != 0.0 {
+		t.Fatalf("withdrawSelected: %v", d)
+	}
+	d = s.ok(cy, `{ receivedInvitations { totalCount } }`, nil)
+	if get(d, "receivedInvitations.totalCount") != 0.0 {
+		t.Fatalf("withdrawn invitation still received: %v", d)
+	}
+	r = s.gql(ada, sendMutation, map[string]any{"to": cyID})
+	if get(r.Data, "sendInvitation.userErrors.0.code") != "COOLDOWN_ACTIVE" || get(r.Data, "sendInvitation.userErrors.0.availableAt") == nil {
+		t.Fatalf("cooldown: %s", r.raw)
+	}
+
+	// Mutual invitation: bob invites ada back after she invites him again later... here cy invites ada, ada invites cy.
+	adaID := s.memberID(cy, "ada")
+	s.ok(bob, sendMutation, map[string]any{"to": adaID})
+	d = s.ok(ada, sendMutation, map[string]any{"to": bobID})
+	if get(d, "sendInvitation.connected") != true || get(d, "sendInvitation.invitation.status") != "ACCEPTED" {
+		t.Fatalf("mutual: %v", d)
+	}
+	d = s.ok(ada, `{ viewer { connectionCount } member(handle: "BOB") { connectionStatus connectionCount } }`, nil)
+	if get(d, "viewer.connectionCount") != 1.0 || get(d, "member.connectionStatus") != "CONNECTED" {
+		t.Fatalf("connected: %v", d)
+	}
+	d = s.ok(ada, `mutation($id: ID!) { removeConnection(input: {memberId: $id}) { removed userErrors { code } } }`, map[string]any{"id": bobID})
+	if get(d, "removeConnection.removed") != true {
+		t.Fatalf("remove: %v", d)
+	}
+}
+
+func TestPendingInvitationsOverHTTP(t *testing.T) {
+	s := startServer(t, nil)
+	ada := s.member("ada")
+	var ids []int64
+	s.conn.Select(&ids, `INSERT INTO members (handle, name) SELECT 'r' || g, 'R' FROM generate_series(1, 30) g RETURNING id`)
+	s.conn.MustExec(`INSERT INTO invitations (sender_id, recipient_id, sent_at)
+		SELECT (SELECT id FROM members WHERE handle = 'ada'), id, now() - (row_number() OVER (ORDER BY id)) * interval '1 day'
+		  FROM members WHERE handle LIKE 'r%'`)
+	q := `query($f: PendingInvitationFilter, $first: Int, $after: String, $last: Int, $before: String) {
+		pendingInvitations(filter: $f, first: $first, after: $after, last: $last, before: $before, orderBy: {field: SENT_AT, direction: ASC}) {
+			totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { ageDays } } } }`
+	d := s.ok(ada, q, map[string]any{"f": map[string]any{"olderThanDays": 14}, "first": 10})
+	// Ages 1..30 days (a few seconds more): older than 14 days are 14..30.
+	if get(d, "pendingInvitations.totalCount") != 17.0 || get(d, "pendingInvitations.edges.0.node.ageDays") != 30.0 ||
+		get(d, "pendingInvitations.pageInfo.hasNextPage") != true {
+		t.Fatalf("page 1: %v", d)
+	}
+	d2 := s.ok(ada, q, map[string]any{"f": map[string]any{"olderThanDays": 14}, "first": 10, "after": get(d, "pendingInvitations.pageInfo.endCursor")})
+	if len(get(d2, "pendingInvitations.edges").([]any)) != 7 || get(d2, "pendingInvitations.pageInfo.hasNextPage") != false ||
+		get(d2, "pendingInvitations.pageInfo.hasPreviousPage") != true {
+		t.Fatalf("page 2: %v", d2)
+	}
+	d3 := s.ok(ada, q, map[string]any{"f": map[string]any{"olderThanDays": 14}, "last": 10, "before": get(d2, "pendingInvitations.pageInfo.startCursor")})
+	if fmt.Sprint(get(d3, "pendingInvitations.edges")) != fmt.Sprint(get(d, "pendingInvitations.edges")) {
+		t.Fatalf("backwards page differs:\n%v\n%v", d3, d)
+	}
+	for name, vars := range map[string]map[string]any{
+		"FirstTooLarge": {"first": 101},
+		"NegativeDays":  {"f": map[string]any{"olderThanDays": -1}},
+		"EmptyBand":     {"f": map[string]any{"olderThanDays": 30, "newerThanDays": 7}},
+		"BadCursor":     {"after": "garbage"},
+		"BadDateTime":   {"f": map[string]any{"sentAfter": "yesterday"}},
+	} {
+		if r := s.gql(ada, q, vars); r.code() != "BAD_USER_INPUT" || r.status != 200 {
+			t.Errorf("%s: %s", name, r.raw)
+		}
+	}
+}
