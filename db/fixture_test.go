@@ -186,3 +186,20 @@ func (f *fixture) checksum(query string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// defaultIsolation makes level the default isolation of every new connection, as a
+// misconfigured server would.
+func (f *fixture) defaultIsolation(level string) {
+	f.t.Helper()
+	var name string
+	if err := f.conn.Get(&name, `SELECT current_database()`); err != nil {
+		f.t.Fatal(err)
+	}
+	f.conn.MustExec(`ALTER DATABASE ` + name + ` SET default_transaction_isolation = '` + level + `'`)
+	f.conn.SetMaxIdleConns(0) // drop pooled connections: new ones get the new default
+	f.conn.SetMaxIdleConns(40)
+	var got string
+	if err := f.conn.Get(&got, `SHOW default_transaction_isolation`); err != nil || got != level {
+		f.t.Fatalf("default isolation %q, %v", got, err)
+	}
+}
