@@ -20,7 +20,7 @@ func globalID(kind string, id int64) string {
 // parseGlobalID returns the kind and database id inside a global ID. ok is false for
 // anything malformed; callers treat that exactly like an id that does not exist.
 func parseGlobalID(s string) (kind string, id int64, ok bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return "", 0, false
 	}

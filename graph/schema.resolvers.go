@@ -238,11 +238,7 @@ func (r *queryResolver) SentInvitations(ctx context.Context, filter *model.SentI
 
 // InvitationQuota is the resolver for the invitationQuota field.
 func (r *queryResolver) InvitationQuota(ctx context.Context) (*db.Quota, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.Store.Quota(ctx, v.Member.ID)
+	return r.viewerQuota(ctx)
 }
 
 func (r *sendInvitationPayloadResolver) Quota(ctx context.Context, obj *model.SendInvitationPayload) (*db.Quota, error) {

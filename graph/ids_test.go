@@ -1,0 +1,35 @@
+package graph
+
+import (
+	"encoding/base64"
+	"testing"
+)
+
+func TestGlobalIDs(t *testing.T) {
+	id := globalID(kindInvitation, 42)
+	if got, ok := idOf(id, kindInvitation); !ok || got != 42 {
+		t.Fatalf("round trip: %d %v", got, ok)
+	}
+	if _, ok := idOf(id, kindMember); ok {
+		t.Fatal("an invitation id decoded as a member id")
+	}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, bad := range []string{"", "bogus!", enc("Invitation"), enc("Invitation:"), enc("Invitation:abc"),
+		enc("Invitation:-1"), enc("Invitation:0"), enc("Invitation:007"), enc("Invitation:+7"),
+		enc("Invitation:99999999999999999999"), enc("Invitation: 7"), "SW52aXRhdGlvbjo0=="} {
+		if _, ok := idOf(bad, kindInvitation); ok {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+func FuzzParseGlobalID(f *testing.F) {
+	f.Add(globalID(kindMember, 1))
+	f.Add("garbage")
+	f.Fuzz(func(t *testing.T, s string) {
+		kind, id, ok := parseGlobalID(s)
+		if ok && (id <= 0 || globalID(kind, id) != s) {
+			t.Fatalf("%q parsed to %s %d but does not round-trip", s, kind, id)
+		}
+	})
+}
