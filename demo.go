@@ -25,7 +25,7 @@ var demoPeople = []string{
 	"Annie Easley", "Bjarne Stroustrup", "Sophie Wilson", "Guido Rossum", "Mary Kenneth Keller",
 	"Linus Torvalds", "Evelyn Berezin", "Rob Pike", "Carol Shaw", "Robert Griesemer",
 	"Lynn Conway", "Brian Kernighan", "Karen Jones", "Ivan Sutherland", "Joan Clarke",
-	"Alan Kay", "Elizabeth Feinler", "Butler Lampson", "Ida Rhodes", "Jim Gray",
+	"Kristen Nygaard", "Elizabeth Feinler", "Butler Lampson", "Ida Rhodes", "Jim Gray",
 	"Kathleen Booth", "Ward Cunningham", "Ruth Teitelbaum", "Larry Wall", "Betty Holberton",
 	"Whitfield Diffie",
 }
@@ -73,10 +73,7 @@ func demoNetwork(now time.Time) []byte {
 	line("member", map[string]any{"handle": demoMember, "name": "Ada Lovelace", "headline": "Analyst of engines", "plan": "STANDARD"})
 	handles := make([]string, len(demoPeople))
 	for i, name := range demoPeople {
-		handles[i] = strings.ToLower(strings.Fields(name)[0])
-		if i == 24 {
-			handles[i] = "mary"
-		}
+		handles[i] = strings.ToLower(strings.Fields(name)[0]) // first names are unique in demoPeople
 		line("member", map[string]any{"handle": handles[i], "name": name, "headline": "Computing pioneer"})
 	}
 	// 32 pending sent invitations, ages 0 to ~200 days: the ones past 180 days load as expired.

@@ -94,9 +94,3 @@ func translate(err error) error {
 	}
 	return fmt.Errorf("database: %w", err)
 }
-
-// NotFound is the refusal for an id that names nothing the viewer may act on. field is
-// the input path of the id.
-func NotFound(field ...string) *Error {
-	return refuse(CodeNotFound, field, "nothing with this id")
-}

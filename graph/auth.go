@@ -23,8 +23,9 @@ type viewerKey struct{}
 
 // viewerState is what the authentication middleware learned: a viewer, or why not.
 type viewerState struct {
-	viewer *Viewer
-	err    string
+	viewer   *Viewer
+	err      string
+	internal bool // the token could not be checked (database error): retryable
 }
 
 // Authenticator verifies bearer tokens: HS256 JWTs whose `sub` is a member handle.
@@ -63,7 +64,7 @@ func (a *Authenticator) authenticate(r *http.Request) viewerState {
 	}
 	m, err := a.Store.MemberByHandle(r.Context(), claims.Subject)
 	if err != nil {
-		return viewerState{err: "the token could not be checked; try again"}
+		return viewerState{err: "the token could not be checked; try again", internal: true}
 	}
 	if m == nil {
 		return viewerState{err: "the token's member does not exist"}
@@ -94,6 +95,9 @@ func SignToken(secret []byte, handle string, admin bool, ttl time.Duration, now 
 // viewer returns the request's viewer or an UNAUTHENTICATED error.
 func viewer(ctx context.Context) (*Viewer, error) {
 	state, _ := ctx.Value(viewerKey{}).(viewerState)
+	if state.internal {
+		return nil, &gqlerror.Error{Message: state.err, Extensions: map[string]any{"code": codeInternal, "retryable": true}}
+	}
 	if state.viewer == nil {
 		msg := state.err
 		if msg == "" {

@@ -114,12 +114,8 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, input model.Acc
 	if err != nil {
 		return nil, err
 	}
-	var inv *db.Invitation
-	if id, ok := idOf(input.InvitationID, kindInvitation); ok {
-		inv, err = r.Store.AcceptInvitation(ctx, v.Member.ID, id)
-	} else {
-		err = db.NotFound("input", "invitationId")
-	}
+	id, _ := idOf(input.InvitationID, kindInvitation) // malformed: 0, which names nothing
+	inv, err := r.Store.AcceptInvitation(ctx, v.Member.ID, id)
 	p := &model.AcceptInvitationPayload{Invitation: inv, ClientMutationID: input.ClientMutationID}
 	if p.UserErrors, err = userErrors(err); err != nil {
 		return nil, err
@@ -133,12 +129,8 @@ func (r *mutationResolver) IgnoreInvitation(ctx context.Context, input model.Ign
 	if err != nil {
 		return nil, err
 	}
-	var inv *db.Invitation
-	if id, ok := idOf(input.InvitationID, kindInvitation); ok {
-		inv, err = r.Store.IgnoreInvitation(ctx, v.Member.ID, id)
-	} else {
-		err = db.NotFound("input", "invitationId")
-	}
+	id, _ := idOf(input.InvitationID, kindInvitation) // malformed: 0, which names nothing
+	inv, err := r.Store.IgnoreInvitation(ctx, v.Member.ID, id)
 	p := &model.IgnoreInvitationPayload{Invitation: inv, ClientMutationID: input.ClientMutationID}
 	if p.UserErrors, err = userErrors(err); err != nil {
 		return nil, err
@@ -152,12 +144,8 @@ func (r *mutationResolver) RemoveConnection(ctx context.Context, input model.Rem
 	if err != nil {
 		return nil, err
 	}
-	var removed bool
-	if id, ok := idOf(input.MemberID, kindMember); ok {
-		removed, err = r.Store.RemoveConnection(ctx, v.Member.ID, id)
-	} else {
-		err = db.NotFound("input", "memberId")
-	}
+	id, _ := idOf(input.MemberID, kindMember) // malformed: 0, which names nothing
+	removed, err := r.Store.RemoveConnection(ctx, v.Member.ID, id)
 	p := &model.RemoveConnectionPayload{Removed: removed, ClientMutationID: input.ClientMutationID}
 	if p.UserErrors, err = userErrors(err); err != nil {
 		return nil, err
