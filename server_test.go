@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -297,5 +298,65 @@ func TestPendingInvitationsOverHTTP(t *testing.T) {
 		if r := s.gql(ada, q, vars); r.code() != "BAD_USER_INPUT" || r.status != 200 {
 			t.Errorf("%s: %s", name, r.raw)
 		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	s := startServer(t, nil)
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/": 200, "/nope": 404} {
+		res, err := http.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, want)
+		}
+		if res.Header.Get("X-Request-ID") == "" {
+			t.Errorf("%s: no X-Request-ID", path)
+		}
+	}
+	// Not ready when the schema is behind the binary's migrations.
+	s.conn.MustExec(`UPDATE schema_migrations SET version = 0`)
+	res, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with an old schema: %d", res.StatusCode)
+	}
+	s.conn.MustExec(`UPDATE schema_migrations SET version = 1`)
+}
+
+func TestMutationsOverGETAreRefused(t *testing.T) {
+	s := startServer(t, nil)
+	tok := s.member("ada")
+	s.member("bob")
+	bob := s.memberID(tok, "bob")
+	q := url.Values{"query": {`mutation { sendInvitation(input: {recipientId: "` + bob + `"}) { connected } }`}}
+	req, _ := http.NewRequest("GET", s.url+"/query?"+q.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == 200 {
+		t.Fatalf("GET mutation answered 200")
+	}
+	var n int
+	s.conn.Get(&n, `SELECT count(*) FROM invitations`)
+	if n != 0 {
+		t.Fatal("a GET request ran a mutation")
+	}
+	// Form posts (a CORS "simple" request a cross-site page could send) are not a transport.
+	res, err = http.PostForm(s.url+"/query", url.Values{"query": {`{ __typename }`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == 200 {
+		t.Fatalf("form post answered 200")
 	}
 }
