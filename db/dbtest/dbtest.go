@@ -1,7 +1,7 @@
 // Package dbtest gives each test its own PostgreSQL database, cloned in milliseconds
 // from a template that carries every migration. It uses the server named by
-// TEST_DATABASE_URL, else one on 127.0.0.1:5432, else a throwaway cluster it starts
-// from the installed PostgreSQL binaries (see db/embedpg).
+// TEST_DATABASE_URL, else a throwaway cluster it starts from the installed PostgreSQL
+// binaries (see db/embedpg), else the server on 127.0.0.1:5432.
 package dbtest
 
 import (
@@ -89,29 +89,43 @@ func setup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adminDSN = os.Getenv("TEST_DATABASE_URL")
-	if adminDSN == "" {
-		adminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=2"
+	switch {
+	case adminDSN != "":
 		if !reachable(ctx, adminDSN) {
-			dir, err := os.MkdirTemp("", "dbtest")
-			if err != nil {
-				return err
-			}
-			os.Chmod(dir, 0o755)
-			cluster, err = embedpg.Start(ctx, embedpg.Options{
-				DataDir:  dir + "/pg",
-				Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300"},
-			})
-			if err != nil {
-				return fmt.Errorf("no PostgreSQL at 127.0.0.1:5432 and no throwaway cluster: %w", err)
-			}
-			clusterAt = dir
-			adminDSN = cluster.DSN("postgres")
+			return fmt.Errorf("TEST_DATABASE_URL does not answer")
 		}
-	} else if !reachable(ctx, adminDSN) {
-		return fmt.Errorf("TEST_DATABASE_URL does not answer")
+	default:
+		// A throwaway cluster with durability off is faster than a shared server and
+		// leaves it alone; without server binaries, fall back to 127.0.0.1:5432.
+		if err := startCluster(ctx); err != nil {
+			adminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=2"
+			if !reachable(ctx, adminDSN) {
+				return fmt.Errorf("no throwaway cluster (%v) and no PostgreSQL at 127.0.0.1:5432", err)
+			}
+		}
 	}
 	template = "invitations_tmpl_" + migrationsHash()
 	return ensureTemplate(ctx)
+}
+
+func startCluster(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "dbtest")
+	if err != nil {
+		return err
+	}
+	os.Chmod(dir, 0o755) // the cluster runs as the postgres user when tests run as root
+	cluster, err = embedpg.Start(ctx, embedpg.Options{
+		DataDir: dir + "/pg",
+		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+			"max_connections": "300", "shared_buffers": "128MB"},
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	clusterAt = dir
+	adminDSN = cluster.DSN("postgres")
+	return nil
 }
 
 func reachable(ctx context.Context, dsn string) bool {
