@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -132,23 +131,11 @@ func (r *response) code() string {
 // gql posts a GraphQL request with a bearer token ("" for none).
 func (s *server) gql(token, query string, vars map[string]any) *response {
 	s.t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest("POST", s.url+"/query", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if token == "" {
+		return authPost(s, nil, query, vars)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := &response{status: res.StatusCode, raw: string(raw)}
-	if err := json.Unmarshal(raw, out); err != nil {
-		s.t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
-	}
-	return out
+	header := "Bearer " + token
+	return authPost(s, &header, query, vars)
 }
 
 // ok fails the test on top-level errors and returns data.
