@@ -179,6 +179,36 @@ func (s *Store) SentInvitations(ctx context.Context, viewer int64, f SentFilter,
 
 // list runs a keyset-paginated list over invitations i matching q.
 func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p Page, now time.Time) (*Connection, error) {
+	pg, err := keysetPage[Invitation](ctx, s, keyset{table: "invitations i", key: "i.sent_at", cols: prefixed("i", invitationColumns)}, q, o, p,
+		func(inv *Invitation) (time.Time, int64) { return inv.SentAt, inv.ID })
+	if err != nil {
+		return nil, err
+	}
+	for _, inv := range pg.rows {
+		s.limits.view(inv, viewer, now)
+	}
+	return &Connection{Invitations: pg.rows, Cursors: pg.cursors, HasNextPage: pg.hasNext, HasPreviousPage: pg.hasPrev, count: pg.count}, nil
+}
+
+// keyset names what a list is paginated over: rows of table ordered by (key, id).
+type keyset struct {
+	table string // with its alias, e.g. "invitations i"
+	key   string // the timestamp column, e.g. "i.sent_at"; the id column is the alias's id
+	cols  string // the selected columns
+}
+
+// page is one page of a keyset list.
+type page[T any] struct {
+	rows             []*T
+	cursors          []string
+	hasNext, hasPrev bool
+	count            func(context.Context) (int, error)
+}
+
+// keysetPage runs a keyset-paginated query over k's rows matching q, in o's order,
+// cut by p. pos gives a row's (key, id) position for its cursor. Errors:
+// CodeBadUserInput for bad page arguments or cursors.
+func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
 	n, backward, err := pageSize(p)
 	if err != nil {
 		return nil, err
@@ -191,6 +221,8 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 	if err != nil {
 		return nil, err
 	}
+	alias := k.table[strings.LastIndex(k.table, " ")+1:]
+	position := "(" + k.key + ", " + alias + ".id)"
 	base := q.sql()
 	baseArgs := slices.Clone(q.args)
 	// "later" is the comparison that selects rows after a position in the list order.
@@ -199,18 +231,18 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 		later, earlier = "<", ">"
 	}
 	if after != nil {
-		q.add("(i.sent_at, i.id) "+later+" (?, ?)", after.sentAt, after.id)
+		q.add(position+" "+later+" (?, ?)", after.at, after.id)
 	}
 	if before != nil {
-		q.add("(i.sent_at, i.id) "+earlier+" (?, ?)", before.sentAt, before.id)
+		q.add(position+" "+earlier+" (?, ?)", before.at, before.id)
 	}
 	dir := "ASC"
 	if o.Desc != backward {
 		dir = "DESC"
 	}
-	query := fmt.Sprintf(`SELECT %s FROM invitations i WHERE %s ORDER BY i.sent_at %s, i.id %s LIMIT %d`,
-		prefixed(invitationColumns), q.sql(), dir, dir, n+1)
-	var rows []*Invitation
+	query := fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
+		k.cols, k.table, q.sql(), k.key, dir, alias, dir, n+1)
+	var rows []*T
 	if err := s.db.SelectContext(ctx, &rows, sqlx.Rebind(sqlx.DOLLAR, query), q.args...); err != nil {
 		return nil, translate(err)
 	}
@@ -221,10 +253,9 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 	if backward {
 		slices.Reverse(rows)
 	}
-	c := &Connection{Invitations: rows, Cursors: make([]string, len(rows))}
-	for i, inv := range rows {
-		s.limits.view(inv, viewer, now)
-		c.Cursors[i] = encodeCursor(inv)
+	pg := &page[T]{rows: rows, cursors: make([]string, len(rows))}
+	for i, r := range rows {
+		pg.cursors[i] = encodeCursor(pos(r))
 	}
 	// Beyond the page's own edge, a neighbour exists if some row lies at or past the
 	// cursor the client came from.
@@ -233,27 +264,27 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 			return false, nil
 		}
 		var ok bool
-		query := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM invitations i WHERE %s AND (i.sent_at, i.id) %s= (?, ?))`, base, cmp)
-		err := s.db.GetContext(ctx, &ok, sqlx.Rebind(sqlx.DOLLAR, query), append(slices.Clone(baseArgs), cur.sentAt, cur.id)...)
+		query := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE %s AND %s %s= (?, ?))`, k.table, base, position, cmp)
+		err := s.db.GetContext(ctx, &ok, sqlx.Rebind(sqlx.DOLLAR, query), append(slices.Clone(baseArgs), cur.at, cur.id)...)
 		return ok, translate(err)
 	}
 	if backward {
-		c.HasPreviousPage = more
-		if c.HasNextPage, err = exists(before, later); err != nil {
+		pg.hasPrev = more
+		if pg.hasNext, err = exists(before, later); err != nil {
 			return nil, err
 		}
 	} else {
-		c.HasNextPage = more
-		if c.HasPreviousPage, err = exists(after, earlier); err != nil {
+		pg.hasNext = more
+		if pg.hasPrev, err = exists(after, earlier); err != nil {
 			return nil, err
 		}
 	}
-	c.count = func(ctx context.Context) (int, error) {
+	pg.count = func(ctx context.Context) (int, error) {
 		var total int
-		err := s.db.GetContext(ctx, &total, sqlx.Rebind(sqlx.DOLLAR, `SELECT count(*) FROM invitations i WHERE `+base), baseArgs...)
+		err := s.db.GetContext(ctx, &total, sqlx.Rebind(sqlx.DOLLAR, `SELECT count(*) FROM `+k.table+` WHERE `+base), baseArgs...)
 		return total, translate(err)
 	}
-	return c, nil
+	return pg, nil
 }
 
 // pageSize validates the page arguments and returns the page size and direction.
@@ -274,24 +305,24 @@ func pageSize(p Page) (n int, backward bool, err error) {
 	return n, backward, nil
 }
 
-func prefixed(cols string) string {
+func prefixed(alias, cols string) string {
 	parts := strings.Split(cols, ", ")
 	for i, c := range parts {
-		parts[i] = "i." + c
+		parts[i] = alias + "." + c
 	}
 	return strings.Join(parts, ", ")
 }
 
-// cursor is a position in a list ordered by (sent_at, id).
+// cursor is a position in a list ordered by (timestamp, id).
 type cursor struct {
-	sentAt time.Time
-	id     int64
+	at time.Time
+	id int64
 }
 
-// encodeCursor returns the opaque cursor of an invitation's position. It carries only
-// the position: every list query names the viewer, so a cursor can never widen scope.
-func encodeCursor(inv *Invitation) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%d", inv.SentAt.UnixMicro(), inv.ID)))
+// encodeCursor returns the opaque cursor of a position. It carries only the position:
+// every list query names the viewer, so a cursor can never widen scope.
+func encodeCursor(at time.Time, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%d", at.UnixMicro(), id)))
 }
 
 func decodeCursor(s *string, arg string) (*cursor, error) {
@@ -313,5 +344,5 @@ func decodeCursor(s *string, arg string) (*cursor, error) {
 	if err1 != nil || err2 != nil || n <= 0 || us < -62135596800000000 || us > 253402300799999999 {
 		return nil, bad
 	}
-	return &cursor{sentAt: time.UnixMicro(us).UTC(), id: n}, nil
+	return &cursor{at: time.UnixMicro(us).UTC(), id: n}, nil
 }

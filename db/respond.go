@@ -113,6 +113,9 @@ RETURNING `+invitationColumns, inv.ID, now)
 	if err != nil {
 		return err
 	}
+	if err := notify(ctx, tx, KindInvitationAccepted, inv.SenderID, inv.ID, now); err != nil {
+		return err
+	}
 	return connect(ctx, tx, inv.SenderID, inv.RecipientID, now)
 }
 

@@ -143,6 +143,12 @@ RETURNING `+invitationColumns, sender, recipient, msg, source, now)
 	if err != nil {
 		return nil, err
 	}
+	if err := notify(ctx, tx, KindInvitationReceived, recipient, inv.ID, now); err != nil {
+		return nil, err
+	}
+	if err := scheduleReminders(ctx, tx, inv); err != nil {
+		return nil, err
+	}
 	s.limits.view(inv, sender, now)
 	return &SendResult{Invitation: inv}, key.save(ctx, tx, sender, now, sendReplay{InvitationID: inv.ID})
 }

@@ -179,3 +179,54 @@ func (s *Store) WithdrawInvitation(ctx context.Context, viewer, id int64, found 
 		return r.Invitation, nil
 	}
 }
+
+// WithdrawOlderThan withdraws viewer's pending invitations sent at least days × 24 h
+// ago, oldest first, at most limit (1 to MaxSelected; nil means MaxSelected). With
+// dryRun nothing changes and the results list exactly what a real call made at the
+// same instant would withdraw. Errors: CodeInvalidInput (days outside 0..MaxDays, limit
+// below 1), CodeTooManySelected (limit over MaxSelected).
+func (s *Store) WithdrawOlderThan(ctx context.Context, viewer int64, days int, dryRun bool, limit *int) ([]WithdrawResult, error) {
+	if days < 0 || days > MaxDays {
+		return nil, refuse(CodeInvalidInput, []string{"input", "olderThanDays"}, "olderThanDays must be between 0 and %d", MaxDays)
+	}
+	n := MaxSelected
+	if limit != nil {
+		n = *limit
+	}
+	if n < 1 {
+		return nil, refuse(CodeInvalidInput, []string{"input", "limit"}, "limit must be at least 1")
+	}
+	if n > MaxSelected {
+		return nil, refuse(CodeTooManySelected, []string{"input", "limit"}, "limit must be at most %d", MaxSelected)
+	}
+	var results []WithdrawResult
+	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+		if _, err := lockMembers(ctx, tx, viewer); err != nil {
+			return err
+		}
+		var ids []int64
+		err := tx.SelectContext(ctx, &ids, `
+SELECT id FROM invitations
+ WHERE sender_id = $1 AND status IN ('PENDING', 'IGNORED') AND sent_at > $2 AND sent_at <= $3
+ ORDER BY sent_at, id
+ LIMIT $4`, viewer, now.Add(-s.limits.TTL), now.Add(-time.Duration(days)*Day), n)
+		if err != nil {
+			return err
+		}
+		found := make([]bool, len(ids))
+		for i := range found {
+			found[i] = true
+		}
+		if dryRun {
+			results = make([]WithdrawResult, len(ids))
+			for i, id := range ids {
+				results[i] = WithdrawResult{Index: i, ID: id, Outcome: OutcomeWithdrawn}
+			}
+			results, err = s.attachInvitations(ctx, tx, viewer, results, now)
+			return err
+		}
+		results, err = s.withdraw(ctx, tx, viewer, WithdrawInput{IDs: ids, Found: found}, now)
+		return err
+	})
+	return results, err
+}

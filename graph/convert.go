@@ -71,6 +71,12 @@ func (r *Resolver) node(ctx context.Context, v *Viewer, id string) (model.Node, 
 			return nil, err
 		}
 		return inv, nil
+	case kindNotification:
+		nt, err := r.Store.Notification(ctx, v.Member.ID, n)
+		if err != nil || nt == nil {
+			return nil, err
+		}
+		return nt, nil
 	}
 	return nil, nil
 }

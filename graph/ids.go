@@ -9,7 +9,8 @@ import (
 // Kinds of global IDs.
 const (
 	kindMember     = "Member"
-	kindInvitation = "Invitation"
+	kindInvitation   = "Invitation"
+	kindNotification = "Notification"
 )
 
 // globalID returns the opaque Relay ID of an object: base64url of "Kind:id".

@@ -9,6 +9,7 @@ import (
 	"context"
 	"invitations/db"
 	"invitations/graph/model"
+	"time"
 )
 
 // ID is the resolver for the id field.
@@ -39,6 +40,10 @@ func (r *invitationResolver) Source(ctx context.Context, obj *db.Invitation) (mo
 // Plan is the resolver for the plan field.
 func (r *invitationQuotaResolver) Plan(ctx context.Context, obj *db.Quota) (model.Plan, error) {
 	return model.Plan(obj.Plan), nil
+}
+
+func (r *invitationSourceStatsResolver) Source(ctx context.Context, obj *db.SourceStats) (model.InvitationSource, error) {
+	return model.InvitationSource(obj.Source), nil
 }
 
 // ID is the resolver for the id field.
@@ -153,6 +158,65 @@ func (r *mutationResolver) RemoveConnection(ctx context.Context, input model.Rem
 	return p, nil
 }
 
+func (r *mutationResolver) WithdrawOlderThan(ctx context.Context, input model.WithdrawOlderThanInput) (*model.WithdrawSelectedPayload, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	results, err := r.Store.WithdrawOlderThan(ctx, v.Member.ID, input.OlderThanDays, input.DryRun, input.Limit)
+	p := &model.WithdrawSelectedPayload{ClientMutationID: input.ClientMutationID, Results: []*model.WithdrawResult{}}
+	if p.UserErrors, err = userErrors(err); err != nil {
+		return nil, err
+	}
+	if results != nil {
+		ids := make([]string, len(results))
+		for i, res := range results {
+			ids[i] = globalID(kindInvitation, res.ID)
+		}
+		p.Results = withdrawResults(ids, results)
+		if !input.DryRun {
+			p.WithdrawnCount = db.WithdrawnCount(results)
+		}
+	}
+	return p, nil
+}
+
+func (r *mutationResolver) MarkNotificationsRead(ctx context.Context, input model.MarkNotificationsReadInput) (*model.MarkNotificationsReadPayload, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64 // nil: all
+	if input.Ids != nil {
+		ids = make([]int64, len(input.Ids))
+		for i, s := range input.Ids {
+			ids[i], _ = idOf(s, kindNotification) // malformed: 0, which names nothing
+		}
+	}
+	n, err := r.Store.MarkNotificationsRead(ctx, v.Member.ID, ids)
+	p := &model.MarkNotificationsReadPayload{Count: n, ClientMutationID: input.ClientMutationID}
+	if p.UserErrors, err = userErrors(err); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *notificationResolver) ID(ctx context.Context, obj *db.Notification) (string, error) {
+	return globalID(kindNotification, obj.ID), nil
+}
+
+func (r *notificationResolver) Kind(ctx context.Context, obj *db.Notification) (model.NotificationKind, error) {
+	return model.NotificationKind(obj.Kind), nil
+}
+
+func (r *notificationResolver) Invitation(ctx context.Context, obj *db.Notification) (*db.Invitation, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Store.Invitation(ctx, v.Member.ID, obj.InvitationID)
+}
+
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*db.Member, error) {
 	v, err := viewer(ctx)
@@ -229,8 +293,36 @@ func (r *queryResolver) InvitationQuota(ctx context.Context) (*db.Quota, error) 
 	return r.viewerQuota(ctx)
 }
 
+func (r *queryResolver) InvitationStats(ctx context.Context, sentAfter *time.Time, sentBefore *time.Time) (*db.Stats, error) {
+	return r.stats(ctx, false, sentAfter, sentBefore)
+}
+
+func (r *queryResolver) NetworkInvitationStats(ctx context.Context, sentAfter *time.Time, sentBefore *time.Time) (*db.Stats, error) {
+	return r.stats(ctx, true, sentAfter, sentBefore)
+}
+
+func (r *queryResolver) Notifications(ctx context.Context, unreadOnly *bool, first *int, after *string, last *int, before *string) (*model.NotificationConnection, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := r.Store.Notifications(ctx, v.Member.ID, unreadOnly != nil && *unreadOnly, page(first, after, last, before))
+	if err != nil {
+		return nil, err
+	}
+	return model.NewNotificationConnection(pg), nil
+}
+
 func (r *sendInvitationPayloadResolver) Quota(ctx context.Context, obj *model.SendInvitationPayload) (*db.Quota, error) {
 	return r.viewerQuota(ctx)
+}
+
+func (r *subscriptionResolver) InvitationReceived(ctx context.Context) (<-chan *db.Invitation, error) {
+	return r.subscribe(ctx, db.KindInvitationReceived)
+}
+
+func (r *subscriptionResolver) InvitationAccepted(ctx context.Context) (<-chan *db.Invitation, error) {
+	return r.subscribe(ctx, db.KindInvitationAccepted)
 }
 
 func (r *withdrawInvitationPayloadResolver) Quota(ctx context.Context, obj *model.WithdrawInvitationPayload) (*db.Quota, error) {
@@ -245,15 +337,23 @@ func (r *Resolver) Invitation() InvitationResolver { return &invitationResolver{
 
 func (r *Resolver) InvitationQuota() InvitationQuotaResolver { return &invitationQuotaResolver{r} }
 
+func (r *Resolver) InvitationSourceStats() InvitationSourceStatsResolver {
+	return &invitationSourceStatsResolver{r}
+}
+
 func (r *Resolver) Member() MemberResolver { return &memberResolver{r} }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
+func (r *Resolver) Notification() NotificationResolver { return &notificationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) SendInvitationPayload() SendInvitationPayloadResolver {
 	return &sendInvitationPayloadResolver{r}
 }
+
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
 func (r *Resolver) WithdrawInvitationPayload() WithdrawInvitationPayloadResolver {
 	return &withdrawInvitationPayloadResolver{r}
@@ -266,10 +366,13 @@ func (r *Resolver) WithdrawSelectedPayload() WithdrawSelectedPayloadResolver {
 type (
 	invitationResolver                struct{ *Resolver }
 	invitationQuotaResolver           struct{ *Resolver }
+	invitationSourceStatsResolver     struct{ *Resolver }
 	memberResolver                    struct{ *Resolver }
 	mutationResolver                  struct{ *Resolver }
+	notificationResolver              struct{ *Resolver }
 	queryResolver                     struct{ *Resolver }
 	sendInvitationPayloadResolver     struct{ *Resolver }
+	subscriptionResolver              struct{ *Resolver }
 	withdrawInvitationPayloadResolver struct{ *Resolver }
 	withdrawSelectedPayloadResolver   struct{ *Resolver }
 )

@@ -97,3 +97,51 @@ type WithdrawResult struct {
 
 // Node is any object with a global ID: *db.Member or *db.Invitation.
 type Node interface{}
+
+// InvitationCounts is any statistics row: *db.Stats, *db.WeekStats, *db.NoteStats or
+// *db.SourceStats.
+type InvitationCounts interface{}
+
+// NotificationConnection is a page of notifications.
+type NotificationConnection struct {
+	Page  *db.NotificationPage
+	Edges []*NotificationEdge
+}
+
+// NewNotificationConnection wraps a repository page.
+func NewNotificationConnection(p *db.NotificationPage) *NotificationConnection {
+	edges := make([]*NotificationEdge, len(p.Notifications))
+	for i, n := range p.Notifications {
+		edges[i] = &NotificationEdge{Cursor: p.Cursors[i], Node: n}
+	}
+	return &NotificationConnection{Page: p, Edges: edges}
+}
+
+// Nodes are the page's notifications.
+func (c *NotificationConnection) Nodes() []*db.Notification { return c.Page.Notifications }
+
+// PageInfo describes the page's position.
+func (c *NotificationConnection) PageInfo() *PageInfo {
+	pi := &PageInfo{HasNextPage: c.Page.HasNextPage, HasPreviousPage: c.Page.HasPreviousPage}
+	if n := len(c.Edges); n > 0 {
+		pi.StartCursor = &c.Edges[0].Cursor
+		pi.EndCursor = &c.Edges[n-1].Cursor
+	}
+	return pi
+}
+
+// TotalCount counts the whole list.
+func (c *NotificationConnection) TotalCount(ctx context.Context) (int, error) {
+	return c.Page.TotalCount(ctx)
+}
+
+// UnreadCount counts the viewer's unread notifications.
+func (c *NotificationConnection) UnreadCount(ctx context.Context) (int, error) {
+	return c.Page.UnreadCount(ctx)
+}
+
+// NotificationEdge is a notification with its cursor.
+type NotificationEdge struct {
+	Cursor string
+	Node   *db.Notification
+}

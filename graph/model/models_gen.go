@@ -55,6 +55,24 @@ type InvitationOrder struct {
 	Direction OrderDirection `json:"direction"`
 }
 
+// Input of `markNotificationsRead`.
+type MarkNotificationsReadInput struct {
+	// Global IDs of the viewer's notifications (at most 100); omit to mark all read.
+	Ids []string `json:"ids,omitempty"`
+	// Echoed back unchanged in the payload (Relay).
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Result of `markNotificationsRead`.
+type MarkNotificationsReadPayload struct {
+	// How many notifications changed from unread to read.
+	Count int `json:"count"`
+	// Why the call was refused (`TOO_MANY_SELECTED`); empty on success.
+	UserErrors []*UserError `json:"userErrors"`
+	// The `clientMutationId` of the input.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
 type Mutation struct {
 }
 
@@ -143,6 +161,11 @@ type SentInvitationFilter struct {
 	SentAfter *time.Time `json:"sentAfter,omitempty"`
 }
 
+// Live events for the signed-in viewer, over WebSocket (`graphql-transport-ws`) or
+// server-sent events. Nothing is ever published for a withdrawal or an ignore.
+type Subscription struct {
+}
+
 // A refusal of a business rule, returned in a mutation payload (HTTP 200).
 type UserError struct {
 	// A stable, machine-readable code.
@@ -172,6 +195,18 @@ type WithdrawInvitationPayload struct {
 	// Why the call was refused (`NOT_FOUND`, `NOT_PENDING`); empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 	// The `clientMutationId` of the input.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Input of `withdrawOlderThan`.
+type WithdrawOlderThanInput struct {
+	// Withdraw pending invitations sent at least this many days ago (sentAt ≤ now − N×24h). 0 to 36500.
+	OlderThanDays int `json:"olderThanDays"`
+	// When true, change nothing and list what a real call made now would withdraw.
+	DryRun bool `json:"dryRun"`
+	// At most this many per call: 1 to 100, default 100.
+	Limit *int `json:"limit,omitempty"`
+	// Echoed back unchanged in the payload (Relay).
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
@@ -447,6 +482,64 @@ func (e *InvitationStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e InvitationStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a notification is about.
+type NotificationKind string
+
+const (
+	// Someone invited the viewer.
+	NotificationKindInvitationReceived NotificationKind = "INVITATION_RECEIVED"
+	// Someone accepted the viewer's invitation.
+	NotificationKindInvitationAccepted NotificationKind = "INVITATION_ACCEPTED"
+)
+
+var AllNotificationKind = []NotificationKind{
+	NotificationKindInvitationReceived,
+	NotificationKindInvitationAccepted,
+}
+
+func (e NotificationKind) IsValid() bool {
+	switch e {
+	case NotificationKindInvitationReceived, NotificationKindInvitationAccepted:
+		return true
+	}
+	return false
+}
+
+func (e NotificationKind) String() string {
+	return string(e)
+}
+
+func (e *NotificationKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationKind", str)
+	}
+	return nil
+}
+
+func (e NotificationKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

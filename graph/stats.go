@@ -1,0 +1,26 @@
+package graph
+
+import (
+	"context"
+	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"invitations/db"
+)
+
+// stats answers invitationStats (the viewer's) and networkInvitationStats (everyone's,
+// admins only: FORBIDDEN otherwise).
+func (r *Resolver) stats(ctx context.Context, network bool, after, before *time.Time) (*db.Stats, error) {
+	v, err := viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !network {
+		return r.Store.InvitationStats(ctx, &v.Member.ID, after, before)
+	}
+	if !v.Admin {
+		return nil, &gqlerror.Error{Message: "network-wide analytics are for admins", Extensions: map[string]any{"code": "FORBIDDEN"}}
+	}
+	return r.Store.InvitationStats(ctx, nil, after, before)
+}
