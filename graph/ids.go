@@ -8,7 +8,7 @@ import (
 
 // Kinds of global IDs.
 const (
-	kindMember     = "Member"
+	kindMember       = "Member"
 	kindInvitation   = "Invitation"
 	kindNotification = "Notification"
 )
