@@ -347,3 +347,50 @@ func TestMutationsOverGETAreRefused(t *testing.T) {
 		t.Fatalf("form post answered 200")
 	}
 }
+
+func TestNotificationsAndWithdrawOlderThanOverHTTP(t *testing.T) {
+	s := startServer(t, nil)
+	ada, bob := s.member("ada"), s.member("bob")
+	s.conn.MustExec(`INSERT INTO members (handle, name) SELECT 'r' || g, 'R' FROM generate_series(1, 3) g`)
+	for _, h := range []string{"bob", "r1", "r2"} {
+		s.ok(ada, sendMutation, map[string]any{"to": s.memberID(ada, h)})
+	}
+	s.conn.MustExec(`UPDATE invitations SET sent_at = now() - interval '20 days'`)
+
+	d := s.ok(bob, `{ notifications(first: 5) { totalCount unreadCount nodes { id kind read invitation { sender { handle } } } } }`, nil)
+	if get(d, "notifications.totalCount") != 1.0 || get(d, "notifications.nodes.0.kind") != "INVITATION_RECEIVED" ||
+		get(d, "notifications.nodes.0.invitation.sender.handle") != "ada" {
+		t.Fatalf("notifications: %v", d)
+	}
+	nid := get(d, "notifications.nodes.0.id").(string)
+	if got := s.ok(bob, `query($id: ID!) { node(id: $id) { ... on Notification { kind } } }`, map[string]any{"id": nid}); get(got, "node.kind") != "INVITATION_RECEIVED" {
+		t.Fatalf("node: %v", got)
+	}
+	if got := s.ok(ada, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": nid}); get(got, "node") != nil {
+		t.Fatalf("ada reads bob's notification: %v", got)
+	}
+	d = s.ok(bob, `mutation($ids: [ID!]) { markNotificationsRead(input: {ids: $ids}) { count userErrors { code } } }`, map[string]any{"ids": []string{nid, "bogus"}})
+	if get(d, "markNotificationsRead.count") != 1.0 {
+		t.Fatalf("mark read: %v", d)
+	}
+
+	q := `mutation($dry: Boolean!) { withdrawOlderThan(input: {olderThanDays: 14, dryRun: $dry, limit: 2}) {
+		withdrawnCount results { invitationId outcome invitation { status recipient { handle } } } userErrors { code } } }`
+	dry := s.ok(ada, q, map[string]any{"dry": true})
+	real := s.ok(ada, q, map[string]any{"dry": false})
+	if get(dry, "withdrawOlderThan.withdrawnCount") != 0.0 || get(real, "withdrawOlderThan.withdrawnCount") != 2.0 ||
+		get(dry, "withdrawOlderThan.results.0.invitation.status") != "PENDING" ||
+		get(real, "withdrawOlderThan.results.0.invitation.status") != "WITHDRAWN" {
+		t.Fatalf("dry %v\nreal %v", dry, real)
+	}
+	for i := 0; i < 2; i++ {
+		p := fmt.Sprintf("withdrawOlderThan.results.%d.invitationId", i)
+		if get(dry, p) != get(real, p) {
+			t.Fatalf("the dry run listed %v, the real call withdrew %v", get(dry, p), get(real, p))
+		}
+	}
+	// Nothing was published or notified for the withdrawals.
+	if d := s.ok(ada, `{ notifications { totalCount } }`, nil); get(d, "notifications.totalCount") != 0.0 {
+		t.Fatalf("ada notified: %v", d)
+	}
+}

@@ -1532,8 +1532,9 @@ type Mutation {
 
   """
   Withdraw the viewer's pending invitations sent at least ` + "`" + `olderThanDays` + "`" + ` days ago,
-  oldest first, at most ` + "`" + `limit` + "`" + ` per call. With ` + "`" + `dryRun: true` + "`" + ` nothing changes and
-  ` + "`" + `results` + "`" + ` lists exactly what the same call would withdraw now.
+  oldest first, at most ` + "`" + `limit` + "`" + ` per call. With ` + "`" + `dryRun: true` + "`" + ` nothing changes:
+  ` + "`" + `results` + "`" + ` lists exactly what the same call would withdraw now (outcome ` + "`" + `WITHDRAWN` + "`" + `,
+  the invitation still ` + "`" + `PENDING` + "`" + `) and ` + "`" + `withdrawnCount` + "`" + ` is 0.
   """
   withdrawOlderThan(input: WithdrawOlderThanInput!): WithdrawSelectedPayload!
 
