@@ -25,6 +25,7 @@ import (
 // database is the open database and how to let go of it.
 type database struct {
 	conn     *sqlx.DB
+	dsn      string
 	embedded bool
 	stop     func()
 }
@@ -54,7 +55,7 @@ func openDatabase(ctx context.Context, cfg *config, logger *slog.Logger) (*datab
 		d.stop()
 		return nil, err
 	}
-	d.conn = conn
+	d.conn, d.dsn = conn, dsn
 	version, err := db.Migrate(ctx, conn)
 	if err != nil {
 		d.close()
@@ -128,7 +129,31 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 			return err
 		}
 	}
-	a := &app{store: store, auth: &graph.Authenticator{Secret: secret, Store: store}, logger: logger}
+	stopJobs := startJobs(ctx, store, cfg, logger) // expiry sweep and reminders (jobs.go)
+	defer stopJobs()
+	// One LISTEN connection for the subscriptions' events, stopped (closing every
+	// subscription, so SSE streams end) when shutdown begins. Serve only once it
+	// listens, so that a subscription made right after startup misses nothing.
+	events := db.NewEvents(d.dsn, logger)
+	eventsCtx, stopEvents := context.WithCancel(ctx)
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		if err := events.Run(eventsCtx); err != nil {
+			logger.Error("invitation events listener stopped", "err", err)
+		}
+	}()
+	defer func() { stopEvents(); <-eventsDone }()
+	select {
+	case <-events.Ready():
+	case <-eventsDone:
+		return errors.New("cannot listen for invitation events (see the log)")
+	case <-ctx.Done():
+		return nil
+	case <-time.After(30 * time.Second):
+		logger.Warn("serving before the invitation events listener is connected; subscriptions get events once it is")
+	}
+	a := &app{store: store, events: events, auth: &graph.Authenticator{Secret: secret, Store: store}, logger: logger, production: cfg.Production}
 	ln, err := net.Listen("tcp", ":"+cfg.Port)
 	if err != nil {
 		return fmt.Errorf("PORT: %w", err)
@@ -164,6 +189,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	stopJobs()
 	logger.Info("stopped")
 	return nil
 }

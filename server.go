@@ -89,7 +89,9 @@ type config struct {
 	Port        string
 	JWTSecret   []byte // empty with an embedded database: generated and kept under DataDir
 	LogLevel    slog.Level
+	Production  bool // APP_ENV=production
 	Limits      db.Limits
+	Jobs        jobsConfig // background jobs and reminder email (jobs.go, mailer.go)
 }
 
 // loadConfig reads the environment. An invalid value is an error naming the variable.
@@ -100,6 +102,13 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		Port:        cmp.Or(getenv("PORT"), "8080"),
 		JWTSecret:   []byte(getenv("JWT_SECRET")),
 		Limits:      db.DefaultLimits(),
+	}
+	switch env := getenv("APP_ENV"); env {
+	case "", "development":
+	case "production":
+		cfg.Production = true
+	default:
+		return nil, fmt.Errorf("APP_ENV must be development or production, got %q", env)
 	}
 	if n, err := strconv.Atoi(cfg.Port); err != nil || n < 0 || n > 65535 {
 		return nil, fmt.Errorf("PORT must be a port number (0 to 65535), got %q", cfg.Port)
@@ -153,6 +162,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		}
 		l.RefundOnWithdraw = b
 	}
+	jobs, err := loadJobsConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Jobs = jobs
 	return cfg, nil
 }
 

@@ -116,6 +116,9 @@ RETURNING `+invitationColumns, inv.ID, now)
 	if err := notify(ctx, tx, KindInvitationAccepted, inv.SenderID, inv.ID, now); err != nil {
 		return err
 	}
+	if err := cancelReminders(ctx, tx, now, inv.ID); err != nil {
+		return err
+	}
 	return connect(ctx, tx, inv.SenderID, inv.RecipientID, now)
 }
 
@@ -137,6 +140,9 @@ func (s *Store) IgnoreInvitation(ctx context.Context, viewer, id int64) (*Invita
 UPDATE invitations SET status = 'IGNORED', responded_at = $2 WHERE id = $1
 RETURNING `+invitationColumns, id, now)
 			if err != nil {
+				return err
+			}
+			if err := cancelReminders(ctx, tx, now, id); err != nil {
 				return err
 			}
 			s.limits.view(inv, viewer, now)

@@ -113,6 +113,9 @@ RETURNING `+invitationColumns, pq.Array(withdrawable), now)
 		if err != nil {
 			return nil, err
 		}
+		if err := cancelReminders(ctx, tx, now, withdrawable...); err != nil {
+			return nil, err
+		}
 		for _, inv := range done {
 			s.limits.view(inv, viewer, now)
 			byID[inv.ID] = inv

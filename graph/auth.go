@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -25,7 +26,9 @@ type viewerKey struct{}
 type viewerState struct {
 	viewer   *Viewer
 	err      string
-	internal bool // the token could not be checked (database error): retryable
+	internal bool      // the token could not be checked (database error): retryable
+	missing  bool      // no credentials were sent
+	expires  time.Time // the token's exp (zero: none)
 }
 
 // Authenticator verifies bearer tokens: HS256 JWTs whose `sub` is a member handle.
@@ -45,9 +48,13 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 func (a *Authenticator) authenticate(r *http.Request) viewerState {
-	header := r.Header.Get("Authorization")
+	return a.authenticateHeader(r.Context(), r.Header.Get("Authorization"))
+}
+
+// authenticateHeader checks the value of an Authorization header.
+func (a *Authenticator) authenticateHeader(ctx context.Context, header string) viewerState {
 	if header == "" {
-		return viewerState{err: "authentication required: send Authorization: Bearer <token>"}
+		return viewerState{err: "authentication required: send Authorization: Bearer <token>", missing: true}
 	}
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
@@ -62,14 +69,18 @@ func (a *Authenticator) authenticate(r *http.Request) viewerState {
 	case err != nil:
 		return viewerState{err: "the token is not valid"}
 	}
-	m, err := a.Store.MemberByHandle(r.Context(), claims.Subject)
+	m, err := a.Store.MemberByHandle(ctx, claims.Subject)
 	if err != nil {
 		return viewerState{err: "the token could not be checked; try again", internal: true}
 	}
 	if m == nil {
 		return viewerState{err: "the token's member does not exist"}
 	}
-	return viewerState{viewer: &Viewer{Member: m, Admin: claims.Role == "admin"}}
+	state := viewerState{viewer: &Viewer{Member: m, Admin: claims.Role == "admin"}}
+	if claims.ExpiresAt != nil {
+		state.expires = claims.ExpiresAt.Time
+	}
+	return state
 }
 
 // Claims are the token's claims: `sub` is the member's handle, `role: "admin"` grants
@@ -111,4 +122,64 @@ func viewer(ctx context.Context) (*Viewer, error) {
 // WithViewer returns a context carrying v, for tests and internal callers.
 func WithViewer(ctx context.Context, v *Viewer) context.Context {
 	return context.WithValue(ctx, viewerKey{}, viewerState{viewer: v})
+}
+
+// WebSocket close codes of an init refusal: 4403 Forbidden, as graphql-ws servers
+// answer a rejected connection_init, and 1011 when the token could not be checked.
+const (
+	wsCloseForbidden = 4403
+	wsCloseInternal  = 1011
+)
+
+type wsCancelKey struct{}
+
+// WebsocketInit authenticates a WebSocket connection (transport.Websocket.InitFunc).
+// The credentials come from the connection_init payload, as browsers cannot set
+// headers on a WebSocket: {"Authorization": "Bearer <token>"} ("authorization" also
+// works), or {"authToken": "<token>"} (with or without "Bearer "). Without them, the
+// Authorization header of the upgrade request counts, if it was sent. Any other case
+// refuses the connection: it is closed with code 4403 and the reason as the close
+// message (1011 when the token could not be checked: retry). An accepted connection
+// is closed when its token expires.
+func (a *Authenticator) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	header := payload.Authorization()
+	if header == "" {
+		if token := strings.TrimSpace(payload.GetString("authToken")); token != "" {
+			header = token
+			if scheme, _, _ := strings.Cut(token, " "); !strings.EqualFold(scheme, "Bearer") {
+				header = "Bearer " + token
+			}
+		}
+	}
+	var state viewerState
+	if header != "" {
+		state = a.authenticateHeader(ctx, header)
+	} else {
+		state, _ = ctx.Value(viewerKey{}).(viewerState) // from Middleware, on the upgrade request
+	}
+	if state.viewer == nil {
+		reason, code := state.err, wsCloseForbidden
+		switch {
+		case state.internal:
+			code = wsCloseInternal
+		case state.missing || reason == "": // neither in the payload nor on the upgrade request
+			reason = `authentication required: send {"Authorization": "Bearer <token>"} in connection_init`
+		}
+		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason)
+		return ctx, nil, errors.New(reason)
+	}
+	ctx = context.WithValue(ctx, viewerKey{}, state)
+	if !state.expires.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, state.expires)
+		ctx = context.WithValue(ctx, wsCancelKey{}, cancel)
+	}
+	return ctx, nil, nil
+}
+
+// WebsocketClose releases what WebsocketInit set up (transport.Websocket.CloseFunc).
+func WebsocketClose(ctx context.Context, _ int) {
+	if cancel, ok := ctx.Value(wsCancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
 }

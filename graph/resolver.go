@@ -15,4 +15,5 @@ import (
 type Resolver struct {
 	Store  *db.Store
 	Logger *slog.Logger
+	Events *db.Events // the subscriptions' event source; nil: subscriptions fail
 }

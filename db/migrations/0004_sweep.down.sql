@@ -1,0 +1,1 @@
+DROP INDEX invitations_live_sent_idx;
