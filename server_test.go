@@ -25,7 +25,7 @@ const testSecret = "test-secret-test-secret-test-secret!"
 
 // server is the real server started by run on a free port.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	conn *sqlx.DB
 	out  *bytes.Buffer
@@ -33,7 +33,7 @@ type server struct {
 
 // startServer runs the program as `go run .` would, with env added to a test
 // database and secret, and stops it when the test ends.
-func startServer(t *testing.T, env map[string]string) *server {
+func startServer(t testing.TB, env map[string]string) *server {
 	t.Helper()
 	dsn := ""
 	if _, embedded := env["DATA_DIR"]; !embedded {

@@ -73,10 +73,21 @@ func (q *listQuery) sql() string { return strings.Join(q.where, " AND ") }
 // the sender they are pending). Errors: CodeBadUserInput for a bad filter, page or cursor.
 func (s *Store) PendingInvitations(ctx context.Context, viewer int64, f PendingFilter, o Order, p Page) (*Connection, error) {
 	now := s.Now()
-	q := &listQuery{}
+	q, err := pendingRange(f, now)
+	if err != nil {
+		return nil, err
+	}
 	q.add("i.sender_id = ?", viewer)
 	q.add("i.status IN ('PENDING', 'IGNORED')")
 	q.add("i.sent_at > ?", now.Add(-s.limits.TTL))
+	return s.list(ctx, q, viewer, o, p, now)
+}
+
+// pendingRange turns the age and time filters into bound conditions on i.sent_at.
+// Errors: CodeBadUserInput for a negative or huge day count, or a range that can hold
+// nothing.
+func pendingRange(f PendingFilter, now time.Time) (*listQuery, error) {
+	q := &listQuery{}
 	lower, upper := time.Time{}, time.Time{} // exclusive lower, inclusive-ish upper bounds, for the band check
 	for _, d := range []struct {
 		name  string
@@ -109,7 +120,7 @@ func (s *Store) PendingInvitations(ctx context.Context, viewer int64, f PendingF
 	if !lower.IsZero() && !upper.IsZero() && !lower.Before(upper) {
 		return nil, badInput("filter", "the filter selects an empty range: nothing can be both that old and that new")
 	}
-	return s.list(ctx, q, viewer, o, p, now)
+	return q, nil
 }
 
 func earliest(a, b time.Time) time.Time {
