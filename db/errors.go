@@ -94,3 +94,9 @@ func translate(err error) error {
 	}
 	return fmt.Errorf("database: %w", err)
 }
+
+// TranslateForTest exposes translate to other packages' tests of the error contract.
+func TranslateForTest(err error) error { return translate(err) }
+
+// AsErrorForTest builds a refusal, for other packages' tests of the error contract.
+func AsErrorForTest(code Code, message string) error { return refuse(code, nil, "%s", message) }
