@@ -50,7 +50,7 @@ func openDatabase(ctx context.Context, cfg *config, logger *slog.Logger) (*datab
 		}
 		dsn = pg.DSN("invitations")
 	}
-	conn, err := db.Open(ctx, dsn)
+	conn, err := db.Open(ctx, dsn, cfg.DB)
 	if err != nil {
 		d.stop()
 		return nil, err
@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	case <-time.After(30 * time.Second):
 		logger.Warn("serving before the invitation events listener is connected; subscriptions get events once it is")
 	}
-	a := &app{store: store, events: events, auth: &graph.Authenticator{Secret: secret, Store: store}, logger: logger, production: cfg.Production}
+	a := &app{store: store, events: events, auth: &graph.Authenticator{Secret: secret, Store: store}, logger: logger, production: cfg.Production, http: cfg.HTTP}
 	ln, err := net.Listen("tcp", ":"+cfg.Port)
 	if err != nil {
 		return fmt.Errorf("PORT: %w", err)

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"invitations/db"
@@ -42,23 +47,76 @@ type app struct {
 	draining atomic.Bool // set at shutdown: /readyz answers 503
 	// production turns off introspection, field suggestions and the playground.
 	production bool
+	http       httpConfig // CORS origins, rate limits
+	metrics    *metrics   // set by handler; nil records nothing
 }
 
-// handler routes /, /query, /healthz and /readyz.
+// httpConfig configures the HTTP side (see loadHTTPConfig for the variables).
+type httpConfig struct {
+	// CORSOrigins are the exact origins ("https://app.example.com") of the single-page
+	// apps that may call /query from a browser, over HTTP and WebSocket. None by default.
+	CORSOrigins []string
+	ViewerRate  rateConfig // per authenticated member
+	AddressRate rateConfig // per client address
+	// TrustProxyHeaders takes the client address from the first X-Forwarded-For entry:
+	// only behind a proxy that sets that header itself, replacing what clients send.
+	TrustProxyHeaders bool
+}
+
+// loadHTTPConfig reads CORS_ALLOWED_ORIGINS, RATE_LIMIT_VIEWER_RPS and _BURST,
+// RATE_LIMIT_ADDRESS_RPS and _BURST, and TRUST_PROXY_HEADERS. An invalid value is an
+// error naming the variable.
+func loadHTTPConfig(getenv func(string) string) (httpConfig, error) {
+	c := httpConfig{
+		ViewerRate:  rateConfig{RPS: 20, Burst: 40},
+		AddressRate: rateConfig{RPS: 50, Burst: 100},
+	}
+	var err error
+	if c.CORSOrigins, err = parseOrigins(getenv("CORS_ALLOWED_ORIGINS")); err != nil {
+		return c, err
+	}
+	if err := envRate(getenv, "RATE_LIMIT_VIEWER", &c.ViewerRate); err != nil {
+		return c, err
+	}
+	if err := envRate(getenv, "RATE_LIMIT_ADDRESS", &c.AddressRate); err != nil {
+		return c, err
+	}
+	if s := getenv("TRUST_PROXY_HEADERS"); s != "" {
+		if c.TrustProxyHeaders, err = strconv.ParseBool(s); err != nil {
+			return c, fmt.Errorf("TRUST_PROXY_HEADERS must be true or false, got %q", s)
+		}
+	}
+	return c, nil
+}
+
+// handler routes /, /query, /healthz, /readyz and /metrics.
+//
+// /query passes, in this order: the request id and log line (logRequests, around
+// everything), CORS (a preflight is answered there), the per-address rate limit
+// (before the body is read or the token checked, so a flood costs neither), the body
+// check, authentication, the per-viewer rate limit, the request's loaders, and gqlgen.
+// The other paths are not rate limited.
 func (a *app) handler() http.Handler {
+	var pool *sql.DB
+	if a.store != nil {
+		pool = a.store.DB().DB
+	}
+	a.metrics = newMetrics(pool)
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &graph.Resolver{Store: a.store, Logger: a.logger, Events: a.events},
 		Complexity: graph.Complexity(),
 	}))
 	// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws, by
 	// subprotocol), authenticated by connection_init (see graph.Authenticator.WebsocketInit).
-	// Origin check: coder/websocket's default accepts requests without an Origin
-	// (non-browser clients) and same-origin ones, and refuses other origins with 403;
-	// a configurable allow-list would go in Implementation's AcceptOptions.OriginPatterns.
+	// Origin check: coder/websocket accepts requests without an Origin (non-browser
+	// clients), same-origin ones and those of CORS_ALLOWED_ORIGINS, and refuses other
+	// origins with 403.
 	// KeepAlivePingInterval serves graphql-ws; PingPongInterval pings graphql-transport-ws
 	// clients and closes connections that stop answering.
 	gql.AddTransport(transport.Websocket{
-		Implementation:        transport.CoderWebsocketImplementation{},
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: websocket.AcceptOptions{OriginPatterns: websocketOriginPatterns(a.http.CORSOrigins)},
+		},
 		KeepAlivePingInterval: 10 * time.Second,
 		PingPongInterval:      10 * time.Second,
 		InitTimeout:           10 * time.Second,
@@ -75,6 +133,7 @@ func (a *app) handler() http.Handler {
 	gql.AddTransport(transport.SSE{})
 	gql.AddTransport(transport.POST{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.Use(gqlMetrics{a.metrics}) // operations, durations, errors and userErrors by code (metrics.go)
 	// Abuse limits, checked before any resolver runs: tokens while parsing, then a
 	// complexity in which lists cost their page size. Depth needs no limit of its own:
 	// the API's types do not nest cyclically, and gqlparser bounds introspection depth.
@@ -95,12 +154,32 @@ func (a *app) handler() http.Handler {
 	if !a.production {
 		mux.Handle("/{$}", playground.Handler("Invitations", "/query"))
 	}
-	mux.Handle("/query", checkBody(a.auth.Middleware(graph.LoaderMiddleware(a.store, streamWithoutDeadlines(gql)))))
+	limits := newRateLimits(a.http, a.metrics)
+	mux.Handle("/query", corsHandler(a.http.CORSOrigins,
+		limits.byAddress(
+			checkBody(a.metrics,
+				a.auth.Middleware(
+					limits.byViewer(
+						graph.LoaderMiddleware(a.store,
+							streamWithoutDeadlines(gql))))))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", a.ready)
+	// Same port as the API; a deployment that must not expose it publicly filters the
+	// path at its proxy.
+	mux.Handle("GET /metrics", a.metrics.handler())
 	return a.logRequests(mux)
+}
+
+// websocketOriginPatterns turns exact origins into coder/websocket's origin patterns
+// (path.Match against scheme://host), escaping the brackets of IPv6 hosts.
+func websocketOriginPatterns(origins []string) []string {
+	var out []string
+	for _, o := range origins {
+		out = append(out, strings.NewReplacer("[", `\[`, "]", `\]`).Replace(o))
+	}
+	return out
 }
 
 // ready answers 200 when the database answers and carries every migration, 503
@@ -139,7 +218,8 @@ func (a *app) logRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		next.ServeHTTP(rec, r.WithContext(ctx))
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		a.metrics.httpRequest(r.URL.Path, rec.status)
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			return
 		}
 		a.logger.InfoContext(ctx, "request", "method", r.Method, "path", r.URL.Path,
@@ -209,28 +289,34 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 }
 
 // checkBody reads a POST body up to maxBodyBytes and refuses, with a GraphQL-shaped
-// error and without echoing it, a body that is larger (413), not JSON, or a batch
-// (an array of operations, which this server does not run) (400).
-func checkBody(next http.Handler) http.Handler {
+// error and without echoing it, a body that is not application/json (415: forms,
+// multipart and text/plain are what a cross-site page can send without a preflight),
+// larger (413), not JSON, or a batch (an array of operations, which this server does
+// not run) (400). Refusals are counted in m.
+func checkBody(m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+			refuseRequest(w, m, http.StatusUnsupportedMediaType, "the request body must be a GraphQL request in JSON, sent as Content-Type: application/json")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			refuseRequest(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
+			refuseRequest(w, m, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
 			return
 		case err != nil:
-			refuseRequest(w, http.StatusBadRequest, "the request body could not be read")
+			refuseRequest(w, m, http.StatusBadRequest, "the request body could not be read")
 			return
 		case !json.Valid(body):
-			refuseRequest(w, http.StatusBadRequest, "the request body is not valid JSON")
+			refuseRequest(w, m, http.StatusBadRequest, "the request body is not valid JSON")
 			return
 		case len(bytes.TrimSpace(body)) > 0 && bytes.TrimSpace(body)[0] == '[':
-			refuseRequest(w, http.StatusBadRequest, "batched requests are not supported: send one operation per request")
+			refuseRequest(w, m, http.StatusBadRequest, "batched requests are not supported: send one operation per request")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -238,8 +324,9 @@ func checkBody(next http.Handler) http.Handler {
 	})
 }
 
-// refuseRequest answers a request that never reached GraphQL.
-func refuseRequest(w http.ResponseWriter, status int, message string) {
+// refuseRequest answers a request that never reached GraphQL, and counts it in m.
+func refuseRequest(w http.ResponseWriter, m *metrics, status int, message string) {
+	m.errorCode("BAD_USER_INPUT")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{

@@ -92,6 +92,10 @@ type config struct {
 	Production  bool // APP_ENV=production
 	Limits      db.Limits
 	Jobs        jobsConfig // background jobs and reminder email (jobs.go, mailer.go)
+	HTTP        httpConfig // CORS, request rate limits, proxy headers (http.go)
+	// DB is the connection pool's timeouts and size: DB_STATEMENT_TIMEOUT,
+	// DB_LOCK_TIMEOUT, DB_IDLE_IN_TRANSACTION_TIMEOUT and DB_MAX_CONNS.
+	DB db.Options
 }
 
 // loadConfig reads the environment. An invalid value is an error naming the variable.
@@ -102,6 +106,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		Port:        cmp.Or(getenv("PORT"), "8080"),
 		JWTSecret:   []byte(getenv("JWT_SECRET")),
 		Limits:      db.DefaultLimits(),
+		DB:          db.DefaultOptions(),
 	}
 	switch env := getenv("APP_ENV"); env {
 	case "", "development":
@@ -162,11 +167,43 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		}
 		l.RefundOnWithdraw = b
 	}
+	// Database timeouts: Go durations ("5s", "500ms"); 0 leaves the server's setting.
+	// PostgreSQL takes them in whole milliseconds up to 2^31-1.
+	const maxPGDuration = (1<<31 - 1) * time.Millisecond
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"DB_STATEMENT_TIMEOUT", &cfg.DB.StatementTimeout},
+		{"DB_LOCK_TIMEOUT", &cfg.DB.LockTimeout},
+		{"DB_IDLE_IN_TRANSACTION_TIMEOUT", &cfg.DB.IdleInTransactionTimeout},
+	}
+	for _, v := range durations {
+		s := strings.TrimSpace(getenv(v.name))
+		if s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if s == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || d > maxPGDuration || (d > 0 && d < time.Millisecond) {
+			return nil, fmt.Errorf("%s must be a duration such as 5s or 500ms, 0 (the database server's setting) or from 1ms to %s, got %q",
+				v.name, maxPGDuration, s)
+		}
+		*v.dst = d
+	}
+	if err := envInt(getenv, "DB_MAX_CONNS", &cfg.DB.MaxConns, 1, 10_000); err != nil {
+		return nil, err
+	}
 	jobs, err := loadJobsConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Jobs = jobs
+	if cfg.HTTP, err = loadHTTPConfig(getenv); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

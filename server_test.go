@@ -39,7 +39,9 @@ func startServer(t testing.TB, env map[string]string) *server {
 	if _, embedded := env["DATA_DIR"]; !embedded {
 		dsn = dbtest.DSN(t)
 	}
-	base := map[string]string{"DATABASE_URL": dsn, "JWT_SECRET": testSecret, "PORT": "0", "LOG_LEVEL": "warn"}
+	// Request rate limits are off unless a test sets them: tests send bursts from one address.
+	base := map[string]string{"DATABASE_URL": dsn, "JWT_SECRET": testSecret, "PORT": "0", "LOG_LEVEL": "warn",
+		"RATE_LIMIT_VIEWER_RPS": "0", "RATE_LIMIT_ADDRESS_RPS": "0"}
 	for k, v := range env {
 		base[k] = v
 	}
