@@ -93,13 +93,15 @@ func TestProductionMode(t *testing.T) {
 	if r := s.gql(tok, `{ viewer { nme } }`, nil); strings.Contains(r.raw, "Did you mean") || r.code() != "GRAPHQL_VALIDATION_FAILED" {
 		t.Fatalf("suggestion in production: %s", r.raw)
 	}
-	res, err := http.Get(s.url + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusNotFound {
-		t.Fatalf("playground in production: %d", res.StatusCode)
+	for _, path := range []string{"/", "/playground/graphiql.min.js"} {
+		res, err := http.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Fatalf("playground %s in production: %d", path, res.StatusCode)
+		}
 	}
 	if d := s.ok(tok, `{ viewer { handle } }`, nil); get(d, "viewer.handle") != "ada" {
 		t.Fatal("queries must still work")

@@ -23,12 +23,12 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"invitations/db"
 	"invitations/graph"
+	"invitations/playground"
 )
 
 // Request limits. GraphQL documents of this API are far smaller than maxBodyBytes;
@@ -152,7 +152,9 @@ func (a *app) handler() http.Handler {
 
 	mux := http.NewServeMux()
 	if !a.production {
-		mux.Handle("/{$}", playground.Handler("Invitations", "/query"))
+		pg := playground.Handler("Invitations", "/query") // GraphiQL, served from the binary
+		mux.Handle("/{$}", pg)
+		mux.Handle(playground.Prefix, pg)
 	}
 	limits := newRateLimits(a.http, a.metrics)
 	mux.Handle("/query", corsHandler(a.http.CORSOrigins,
