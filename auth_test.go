@@ -54,8 +54,9 @@ func authSign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapCla
 
 // authOperation is one field of Query or Mutation with valid-looking arguments.
 type authOperation struct {
-	args string // the field's arguments, "(...)" or ""
-	spec bool   // named by SPEC.md but possibly not in the schema yet: skipped when absent
+	args  string // the field's arguments, "(...)" or ""
+	spec  bool   // named by SPEC.md but possibly not in the schema yet: skipped when absent
+	admin bool   // for admins only: a member's valid token gets FORBIDDEN, an admin's the data
 }
 
 // authFields lists Query and Mutation fields with the kind of their (unwrapped) type,
@@ -106,8 +107,8 @@ func TestAuthenticationRequired(t *testing.T) {
 		"mutation.ignoreInvitation":   {args: fmt.Sprintf(`(input: {invitationId: %q})`, receivedInv)},
 		"mutation.removeConnection":   {args: fmt.Sprintf(`(input: {memberId: %q})`, bobID)},
 		// SPEC section 3 names these too; they are probed as soon as the schema has them.
-		"query.invitationStats":          {args: `(sentAfter: "2026-01-01T00:00:00Z")`, spec: true},
-		"query.networkInvitationStats":   {args: `(sentAfter: "2026-01-01T00:00:00Z")`, spec: true},
+		"query.invitationStats":          {args: `(sentAfter: "2026-01-01T00:00:00Z")`},
+		"query.networkInvitationStats":   {args: `(sentAfter: "2026-01-01T00:00:00Z")`, admin: true},
 		"query.notifications":            {args: `(first: 5)`, spec: true},
 		"mutation.withdrawOlderThan":     {args: `(input: {olderThanDays: 30, dryRun: true})`, spec: true},
 		"mutation.markNotificationsRead": {args: `(input: {})`, spec: true},
@@ -214,11 +215,23 @@ func TestAuthenticationRequired(t *testing.T) {
 		}
 	}
 
-	// Control: the same documents with the valid token pass authentication.
+	// Control: the same documents with the valid token pass authentication; admin-only
+	// fields need an admin's token and refuse a member's with FORBIDDEN.
 	t.Run("ValidToken", func(t *testing.T) {
 		h := "Bearer " + valid
+		admin := "Bearer " + authSign(t, jwt.SigningMethodHS256, secret, claims(jwt.MapClaims{"role": "admin"}))
 		for _, name := range names {
 			field, doc := document(name)
+			if ops[name].admin {
+				if r := authPost(s, &h, doc, nil); r.status != 200 || r.code() != "FORBIDDEN" || r.Data[field] != nil {
+					t.Errorf("%s with a member's valid token: %d %s", name, r.status, r.raw)
+				}
+				r := authPost(s, &admin, doc, nil)
+				if r.status != 200 || len(r.Errors) > 0 || r.Data[field] == nil {
+					t.Errorf("%s with an admin's valid token: %d %s", name, r.status, r.raw)
+				}
+				continue
+			}
 			r := authPost(s, &h, doc, nil)
 			if r.status != 200 || len(r.Errors) > 0 || r.Data[field] == nil {
 				t.Errorf("%s with a valid token: %d %s", name, r.status, r.raw)

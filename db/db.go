@@ -11,6 +11,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -33,21 +35,89 @@ func New(db *sqlx.DB, limits Limits, clock func() time.Time) *Store {
 	return &Store{db: db, limits: limits, clock: clock}
 }
 
+// Options are the connection settings Open applies. The zero value leaves the server's
+// own settings alone and keeps a pool of 20 connections.
+type Options struct {
+	// StatementTimeout, LockTimeout and IdleInTransactionTimeout are sent as the
+	// run-time parameters statement_timeout, lock_timeout and
+	// idle_in_transaction_session_timeout (in whole milliseconds, rounded up) of every
+	// connection, unless the DSN already sets that parameter (as a key of its own or in
+	// its options / PGOPTIONS), which then wins. Zero sends nothing: the server's
+	// setting applies (PostgreSQL's default is no timeout).
+	StatementTimeout         time.Duration
+	LockTimeout              time.Duration
+	IdleInTransactionTimeout time.Duration
+	// MaxConns caps the pool's open (and idle) connections; zero means 20. A request
+	// that finds the pool exhausted waits for a connection until its context ends.
+	MaxConns int
+}
+
+// DefaultOptions are the server's defaults: statements end after 5 s, lock waits after
+// 2 s, sessions idle inside a transaction after 30 s, and at most 20 connections.
+func DefaultOptions() Options {
+	return Options{StatementTimeout: 5 * time.Second, LockTimeout: 2 * time.Second,
+		IdleInTransactionTimeout: 30 * time.Second, MaxConns: 20}
+}
+
 // Open connects to the database at dsn (a libpq URL or key=value string) and checks
-// that it answers. It fails when the server cannot be reached within ctx.
-func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", dsn)
+// that it answers. It fails when the server cannot be reached within ctx. With no
+// opts, Open behaves as Options{} (no timeouts of its own, 20 connections); with
+// several, the first is used.
+func Open(ctx context.Context, dsn string, opts ...Options) (*sqlx.DB, error) {
+	var opt Options
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
+	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(20)
+	if cfg.Runtime == nil {
+		cfg.Runtime = map[string]string{}
+	}
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"statement_timeout", opt.StatementTimeout},
+		{"lock_timeout", opt.LockTimeout},
+		{"idle_in_transaction_session_timeout", opt.IdleInTransactionTimeout},
+	} {
+		if p.d <= 0 || dsnSets(cfg, p.name) {
+			continue
+		}
+		ms := (p.d + time.Millisecond - 1) / time.Millisecond
+		cfg.Runtime[p.name] = strconv.FormatInt(int64(ms), 10)
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	maxConns := opt.MaxConns
+	if maxConns <= 0 {
+		maxConns = 20
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return db, nil
+}
+
+// dsnSets reports whether the parsed DSN (or PGOPTIONS) already sets the run-time
+// parameter name, as a key of its own or as "-c name=..." in options.
+func dsnSets(cfg pq.Config, name string) bool {
+	for k := range cfg.Runtime {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	opts := strings.ToLower(cfg.Options)
+	return strings.Contains(opts, name+"=") || strings.Contains(opts, strings.ReplaceAll(name, "_", "-")+"=")
 }
 
 // DB returns the underlying connection pool.

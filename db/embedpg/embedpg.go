@@ -49,13 +49,34 @@ type Options struct {
 // Server is a running PostgreSQL postmaster started by Start.
 type Server struct {
 	dataDir, sockDir string
-	cmd              *exec.Cmd
 	log              *slog.Logger
-	done             chan struct{} // closed when the postmaster has exited
-	waitErr          error         // valid after done is closed
-	stopOnce         sync.Once
-	stopErr          error
+	// What launch runs, kept for Restart.
+	bin, logPath string
+	args         []string
+	cred         *syscall.Credential
+
+	// mu serialises Restart and Stop. cmd, done and waitErr describe the current
+	// postmaster; Restart replaces them (holding mu) once the previous one has exited.
+	mu       sync.Mutex
+	stopped  bool
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the postmaster has exited
+	waitErr  error         // valid after done is closed
+	stopOnce sync.Once
+	stopErr  error
 }
+
+// StopMode is how Restart shuts the postmaster down before starting it again.
+type StopMode int
+
+const (
+	// StopFast is `pg_ctl stop -m fast` (SIGINT): sessions are terminated, open
+	// transactions rolled back, and a shutdown checkpoint is written.
+	StopFast StopMode = iota
+	// StopImmediate is `pg_ctl stop -m immediate` (SIGQUIT): every process quits at
+	// once without a checkpoint, like a crash; the next start runs crash recovery.
+	StopImmediate
+)
 
 // FindBinDir returns the directory holding the PostgreSQL server binaries
 // (initdb and postgres): $PG_BIN if set (and it must contain them), else
@@ -173,25 +194,37 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for _, k := range slices.Sorted(maps.Keys(opts.Settings)) {
 		args = append(args, "-c", k+"="+opts.Settings[k])
 	}
+	s := &Server{dataDir: dataDir, sockDir: sockDir, log: lg, done: make(chan struct{}),
+		bin: filepath.Join(binDir, "postgres"), args: args, logPath: filepath.Join(logDir, "postmaster.log"), cred: cred}
+	close(s.done) // no postmaster yet
+	if err := s.boot(ctx); err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// boot launches the postmaster and waits until it accepts connections (until ctx
+// ends, at most 30 s), retrying while a previous postmaster's processes still hold
+// the shared memory. Callers hold s.mu or own s exclusively.
+func (s *Server) boot(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for retried := false; ; retried = true {
-		s := &Server{dataDir: dataDir, sockDir: sockDir, log: lg, done: make(chan struct{})}
-		logText, err := s.launch(ctx, filepath.Join(binDir, "postgres"), args, filepath.Join(logDir, "postmaster.log"), cred)
+		logText, err := s.launch(ctx, s.bin, s.args, s.logPath, s.cred)
 		if err == nil {
-			lg.Info("embedpg: started", "datadir", dataDir, "socket", sockDir, "pid", s.cmd.Process.Pid)
-			return s, nil
+			s.log.Info("embedpg: started", "datadir", s.dataDir, "socket", s.sockDir, "pid", s.cmd.Process.Pid)
+			return nil
 		}
 		// After a crash, old backends may hold the shared memory for a moment.
 		if strings.Contains(logText, "pre-existing shared memory block") && ctx.Err() == nil {
 			if !retried {
-				lg.Info("embedpg: old server processes are still exiting; retrying", "datadir", dataDir)
+				s.log.Info("embedpg: old server processes are still exiting; retrying", "datadir", s.dataDir)
 			}
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		os.RemoveAll(sockDir)
-		return nil, fmt.Errorf("embedpg: %w (server log %s):\n%s", err, filepath.Join(logDir, "postmaster.log"), tail(logText, 20))
+		return fmt.Errorf("embedpg: %w (server log %s):\n%s", err, s.logPath, tail(logText, 20))
 	}
 }
 
@@ -210,19 +243,22 @@ func (s *Server) launch(ctx context.Context, bin string, args []string, logPath 
 	if cred != nil {
 		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
 	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Dir, s.cmd.Stdout, s.cmd.Stderr = s.dataDir, logFile, logFile
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = s.dataDir, logFile, logFile
 	// Setpgid: a terminal Ctrl-C reaches only our process, which calls Stop.
 	// Pdeathsig: if we die without Stop, postgres does an immediate shutdown.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
-	if err := s.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return "", fmt.Errorf("starting postgres: %w", err)
 	}
+	done := make(chan struct{})
+	s.cmd, s.done, s.waitErr = cmd, done, nil
 	go func() {
-		s.waitErr = s.cmd.Wait()
+		err := cmd.Wait()
 		logFile.Close()
-		close(s.done)
+		s.waitErr = err // read only after done is closed
+		close(done)
 	}()
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
@@ -269,19 +305,14 @@ func (s *Server) DSN(dbname string) string {
 // waits for it to exit (escalating to SIGQUIT, then SIGKILL, after 30 s each)
 // and removes the socket directory. It is idempotent: later calls return the
 // first call's result. The error is non-nil if the postmaster exited
-// abnormally (including a crash before Stop was called).
+// abnormally (including a crash before Stop was called). It waits for a
+// Restart in progress to finish first.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-	signals:
-		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL} {
-			_ = s.cmd.Process.Signal(sig)
-			select {
-			case <-s.done:
-				break signals
-			case <-time.After(30 * time.Second):
-			}
-		}
-		<-s.done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.stopped = true
+		s.halt(syscall.SIGINT)
 		os.RemoveAll(s.sockDir)
 		if s.waitErr != nil {
 			s.stopErr = fmt.Errorf("embedpg: postgres (data directory %s) exited: %w", s.dataDir, s.waitErr)
@@ -289,6 +320,50 @@ func (s *Server) Stop() error {
 		s.log.Info("embedpg: stopped", "datadir", s.dataDir, "err", s.waitErr)
 	})
 	return s.stopErr
+}
+
+// Restart shuts the postmaster down in the given mode, waits for it to exit and
+// starts it again on the same data directory, settings and socket (so DSN stays
+// valid), returning once it accepts connections again (until ctx ends, at most
+// 30 s). Clients see their connections end and new ones refused meanwhile. After an
+// immediate stop the start runs crash recovery. If the start fails the server stays
+// down (Stop still cleans up). Restart after Stop is an error.
+func (s *Server) Restart(ctx context.Context, mode StopMode) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("embedpg: Restart after Stop")
+	}
+	sig, name := syscall.SIGINT, "fast"
+	if mode == StopImmediate {
+		sig, name = syscall.SIGQUIT, "immediate"
+	}
+	s.halt(sig)
+	s.log.Info("embedpg: stopped for restart", "datadir", s.dataDir, "mode", name, "err", s.waitErr)
+	return s.boot(ctx)
+}
+
+// halt signals the current postmaster with first (then SIGQUIT and SIGKILL, after
+// 30 s each) until it has exited. Callers hold s.mu.
+func (s *Server) halt(first syscall.Signal) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+signals:
+	for _, sig := range []syscall.Signal{first, syscall.SIGQUIT, syscall.SIGKILL} {
+		if sig == syscall.SIGQUIT && first == syscall.SIGQUIT {
+			continue
+		}
+		_ = s.cmd.Process.Signal(sig)
+		select {
+		case <-s.done:
+			break signals
+		case <-time.After(30 * time.Second):
+		}
+	}
+	<-s.done
 }
 
 // serverCredential returns nil when not root, else the "postgres" user's ids.
