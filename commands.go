@@ -123,6 +123,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	}
 	defer d.close()
 	store := db.New(d.conn, cfg.Limits, nil)
+	store.SetPoolWait(cfg.DBPoolWait)
 	demo := ""
 	if d.embedded {
 		if demo, err = loadDemo(ctx, store, logger); err != nil {
@@ -183,6 +184,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)
+	if cfg.ShutdownDelay > 0 {
+		// Keep serving, with /readyz answering 503, so load balancers stop sending
+		// new requests before the listener closes.
+		logger.Info("shutting down: not ready", "delay", cfg.ShutdownDelay)
+		time.Sleep(cfg.ShutdownDelay)
+	}
 	logger.Info("shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -90,12 +90,16 @@ type config struct {
 	JWTSecret   []byte // empty with an embedded database: generated and kept under DataDir
 	LogLevel    slog.Level
 	Production  bool // APP_ENV=production
-	Limits      db.Limits
-	Jobs        jobsConfig // background jobs and reminder email (jobs.go, mailer.go)
-	HTTP        httpConfig // CORS, request rate limits, proxy headers (http.go)
+	// ShutdownDelay is how long /readyz answers 503 before the listener closes.
+	ShutdownDelay time.Duration
+	Limits        db.Limits
+	Jobs          jobsConfig // background jobs and reminder email (jobs.go, mailer.go)
+	HTTP          httpConfig // CORS, request rate limits, proxy headers (http.go)
 	// DB is the connection pool's timeouts and size: DB_STATEMENT_TIMEOUT,
 	// DB_LOCK_TIMEOUT, DB_IDLE_IN_TRANSACTION_TIMEOUT and DB_MAX_CONNS.
 	DB db.Options
+	// DBPoolWait bounds the wait for a pooled connection (DB_POOL_WAIT; 0: no bound).
+	DBPoolWait time.Duration
 }
 
 // loadConfig reads the environment. An invalid value is an error naming the variable.
@@ -107,6 +111,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		JWTSecret:   []byte(getenv("JWT_SECRET")),
 		Limits:      db.DefaultLimits(),
 		DB:          db.DefaultOptions(),
+		DBPoolWait:  time.Second,
 	}
 	switch env := getenv("APP_ENV"); env {
 	case "", "development":
@@ -114,6 +119,13 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		cfg.Production = true
 	default:
 		return nil, fmt.Errorf("APP_ENV must be development or production, got %q", env)
+	}
+	if v := getenv("SHUTDOWN_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 5*time.Minute {
+			return nil, fmt.Errorf("SHUTDOWN_DELAY must be a duration from 0s to 5m, got %q", v)
+		}
+		cfg.ShutdownDelay = d
 	}
 	if n, err := strconv.Atoi(cfg.Port); err != nil || n < 0 || n > 65535 {
 		return nil, fmt.Errorf("PORT must be a port number (0 to 65535), got %q", cfg.Port)
@@ -177,6 +189,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		{"DB_STATEMENT_TIMEOUT", &cfg.DB.StatementTimeout},
 		{"DB_LOCK_TIMEOUT", &cfg.DB.LockTimeout},
 		{"DB_IDLE_IN_TRANSACTION_TIMEOUT", &cfg.DB.IdleInTransactionTimeout},
+		{"DB_POOL_WAIT", &cfg.DBPoolWait},
 	}
 	for _, v := range durations {
 		s := strings.TrimSpace(getenv(v.name))

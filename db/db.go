@@ -21,9 +21,10 @@ import (
 
 // Store is the repository. It is safe for concurrent use.
 type Store struct {
-	db     *sqlx.DB
-	limits Limits
-	clock  func() time.Time
+	db       *sqlx.DB
+	limits   Limits
+	clock    func() time.Time
+	poolWait time.Duration
 }
 
 // New returns a Store on an open database. clock is read once per transaction; nil
@@ -152,8 +153,36 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) er
 	return translate(err)
 }
 
+// errPoolWait is the error of a transaction that got no connection within poolWait.
+var errPoolWait = errors.New("no database connection free")
+
+// SetPoolWait bounds how long a transaction, and the viewer lookup that starts every
+// request, wait for a free pooled connection: past it they fail with CodeServiceBusy
+// (retryable) instead of holding the request until the client gives up. Zero (the
+// default) waits as long as the request's context allows. Call it before use.
+func (s *Store) SetPoolWait(d time.Duration) { s.poolWait = d }
+
+// conn takes a connection from the pool, waiting at most poolWait; the caller closes it.
+func (s *Store) conn(ctx context.Context) (*sqlx.Conn, error) {
+	if s.poolWait <= 0 {
+		return s.db.Connx(ctx)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, s.poolWait)
+	defer cancel()
+	conn, err := s.db.Connx(waitCtx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, errPoolWait
+	}
+	return conn, err
+}
+
 func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) error) error {
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	conn, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package db
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -77,20 +79,31 @@ func translate(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err // the client is gone or out of time: nothing to tell it
+	}
+	busy := &Error{Code: CodeServiceBusy, Message: "the service is busy; try again"}
 	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) {
+	var netErr *net.OpError
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.As(err, &netErr), errors.Is(err, errPoolWait):
+		// The database restarted or is unreachable, or no connection freed up in time. A
+		// retry is safe even after a lost COMMIT: idempotency keys and the one-live-
+		// invitation index keep it from doing anything twice.
+		return busy
+	case !errors.As(err, &pqErr):
 		return err
 	}
-	switch pqErr.Code {
-	case "23505": // unique_violation: lost a race the locks should have prevented
+	switch {
+	case pqErr.Code == "23505": // unique_violation: lost a race the locks should have prevented
 		if pqErr.Constraint == "invitations_live_pair_key" {
 			return refuse(CodeAlreadyPending, nil, "an invitation between these members is already pending")
 		}
-	case "55P03", "57014", "40001", "40P01", "53300": // lock/statement timeout, contention, too many connections
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return &Error{Code: CodeServiceBusy, Message: "the service is busy; try again"}
+	case inString(string(pqErr.Code), "55P03", "57014", "40001", "40P01", "53300", "57P01", "57P02", "57P03"),
+		pqErr.Code.Class() == "08":
+		// lock or statement timeout, contention, too many connections, the server
+		// shutting down or restarting, connection failures
+		return busy
 	}
 	return fmt.Errorf("database: %w", err)
 }

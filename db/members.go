@@ -14,10 +14,17 @@ import (
 const memberColumns = `id, handle, name, headline, plan, connection_count, created_at`
 
 // MemberByHandle returns the member with this handle (compared case-insensitively),
-// or nil when there is none.
+// or nil when there is none. It is the first query of every authenticated request, so
+// it waits for a pooled connection only briefly: an exhausted pool answers
+// CodeServiceBusy at once rather than when the client gives up.
 func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, error) {
+	conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer conn.Close()
 	var m Member
-	err := s.db.GetContext(ctx, &m, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
+	err = conn.GetContext(ctx, &m, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
