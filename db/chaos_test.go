@@ -54,7 +54,12 @@ SELECT coalesce(max(n), 0) FROM (
 // members while a sweeper runs and the clock jumps forward; then every invariant holds.
 func TestMixedChaos(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(l *db.Limits) { l.WeeklyStandard = 30; l.PendingMax = 25; l.TTL = 20 * db.Day; l.ConnectionMax = 15 })
+	f := newFixture(t, func(l *db.Limits) {
+		l.WeeklyStandard = 30
+		l.PendingMax = 25
+		l.TTL = 20 * db.Day
+		l.ConnectionMax = 15
+	})
 	members := f.members("m", 40)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
