@@ -149,26 +149,33 @@ func noteSplit(cond string) string {
 }
 
 // memberStatsQuery counts one sender's invitations by class and week, source or note
-// (grouping sets: g is GROUPING(week, source, note)); the grand total's row (g = 7)
-// carries the median time to accept.
+// (grouping sets over a first aggregation: g is GROUPING(week, source, note), week the
+// number of weeks since Monday 1969-12-29), then adds a row (g = 7) with the median
+// time to accept.
 var memberStatsQuery = `
-SELECT GROUPING(week, source, note) AS g, week AT TIME ZONE 'UTC' AS week, source, note, cls,
-       count(*) AS n, percentile_disc(0.5) WITHIN GROUP (ORDER BY tta) AS median
-  FROM (SELECT date_trunc('week', sent_at AT TIME ZONE 'UTC') AS week, source, note,
-               ` + fmt.Sprintf(classify, "$4") + ` AS cls,
-               CASE WHEN status = 'ACCEPTED' THEN invitation_tta_seconds(sent_at, responded_at) END AS tta
-          FROM (` + noteSplit(`sender_id = $1 AND sent_at >= $2 AND sent_at < $3`) + `) i) r
- GROUP BY GROUPING SETS ((week, cls), (source, cls), (note, cls), ())`
+SELECT GROUPING(week, source, note) AS g, week, source, note, cls, sum(n) AS n, NULL::bigint AS median
+  FROM (SELECT floor((date_part('epoch', sent_at) + 259200) / 604800)::int AS week,
+               source COLLATE "C" AS source, note, (` + fmt.Sprintf(classify, "$4") + `)::"char" AS cls,
+               count(*) AS n
+          FROM (` + noteSplit(`sender_id = $1 AND sent_at >= $2 AND sent_at < $3`) + `) i
+         GROUP BY 1, 2, 3, 4) r
+ GROUP BY GROUPING SETS ((week, cls), (source, cls), (note, cls))
+UNION ALL
+SELECT 7, NULL, NULL, NULL, NULL, 0, percentile_disc(0.5) WITHIN GROUP (ORDER BY invitation_tta_seconds(sent_at, responded_at))
+  FROM (` + noteSplit(`sender_id = $1 AND sent_at >= $2 AND sent_at < $3 AND status = 'ACCEPTED'`) + `) a`
+
+// epochWeek is week 0 of memberStatsQuery.
+var epochWeek = time.Date(1969, 12, 29, 0, 0, 0, 0, time.UTC)
 
 func memberStats(ctx context.Context, q sqlx.QueryerContext, t *tally, sender int64, r statsRange, cut time.Time) (*int, error) {
 	var rows []struct {
-		Grouping int        `db:"g"`
-		Week     *time.Time `db:"week"`
-		Source   *string    `db:"source"`
-		Note     *bool      `db:"note"`
-		Class    *string    `db:"cls"`
-		N        int        `db:"n"`
-		Median   *int       `db:"median"`
+		Grouping int     `db:"g"`
+		Week     *int64  `db:"week"`
+		Source   *string `db:"source"`
+		Note     *bool   `db:"note"`
+		Class    *string `db:"cls"`
+		N        int     `db:"n"`
+		Median   *int    `db:"median"`
 	}
 	if err := sqlx.SelectContext(ctx, q, &rows, memberStatsQuery, sender, lower(r.after), upper(r.before), cut); err != nil {
 		return nil, err
@@ -177,7 +184,7 @@ func memberStats(ctx context.Context, q sqlx.QueryerContext, t *tally, sender in
 	for _, row := range rows {
 		switch row.Grouping {
 		case 3:
-			t.week(*row.Week).add(*row.Class, row.N)
+			t.week(epochWeek.Add(time.Duration(*row.Week) * 7 * Day)).add(*row.Class, row.N)
 		case 5:
 			t.source(*row.Source).add(*row.Class, row.N)
 		case 6:
@@ -309,10 +316,10 @@ SELECT source, note, ` + fmt.Sprintf(classify, "$3") + ` AS cls,
 
 // lapsedQuery counts the live invitations sent in [$1, $2]: on the day in which the
 // lifetime runs out, the rollup's live invitations sent up to the cut are expired.
-const lapsedQuery = `
-SELECT source, message IS NOT NULL AS note, count(*) AS n
-  FROM invitations
- WHERE sent_at >= $1 AND sent_at <= $2 AND status IN ('PENDING', 'IGNORED')
+var lapsedQuery = `
+SELECT source, note, count(*) AS n
+  FROM (` + noteSplit(`sent_at >= $1 AND sent_at <= $2`) + `) i
+ WHERE status IN ('PENDING', 'IGNORED')
  GROUP BY 1, 2`
 
 // ttaDaysQuery sums invitation_stats_tta over the days in [$1, $2).

@@ -1,0 +1,17 @@
+DROP TRIGGER invitations_stats_truncate ON invitations;
+DROP TRIGGER invitations_stats_delete ON invitations;
+DROP TRIGGER invitations_stats_update ON invitations;
+DROP TRIGGER invitations_stats_insert ON invitations;
+DROP FUNCTION invitation_stats_rebuild();
+DROP FUNCTION invitation_stats_truncate();
+DROP FUNCTION invitation_stats_trigger();
+DROP INDEX invitations_accepted_tta_idx;
+DROP INDEX invitations_sender_note_idx;
+DROP INDEX invitations_sender_plain_idx;
+DROP INDEX invitations_sent_note_idx;
+DROP INDEX invitations_sent_plain_idx;
+DROP TABLE invitation_stats_tta;
+DROP TABLE invitation_stats_daily;
+DROP FUNCTION invitation_stats_shard(bigint, text);
+DROP FUNCTION invitation_tta_bucket(timestamptz, timestamptz);
+DROP FUNCTION invitation_tta_seconds(timestamptz, timestamptz);
