@@ -184,7 +184,7 @@ func memberStats(ctx context.Context, q sqlx.QueryerContext, t *tally, sender in
 	for _, row := range rows {
 		switch row.Grouping {
 		case 3:
-			t.week(epochWeek.Add(time.Duration(*row.Week) * 7 * Day)).add(*row.Class, row.N)
+			t.week(epochWeek.Add(time.Duration(*row.Week)*7*Day)).add(*row.Class, row.N)
 		case 5:
 			t.source(*row.Source).add(*row.Class, row.N)
 		case 6:

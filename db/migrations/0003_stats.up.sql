@@ -1,9 +1,9 @@
 -- Acceptance analytics (see db/stats.go and the README's "Analytics" section).
 --
--- A member's own statistics are a plain aggregate over invitations_sender_sent_idx.
--- Network-wide statistics read two rollups kept exact by statement-level triggers, in
--- the transaction of every change to invitations (send, accept, ignore, withdraw,
--- expiry sweep, import):
+-- A member's own statistics are a plain aggregate, read from the covering indexes
+-- below without touching the table. Network-wide statistics read two rollups kept
+-- exact by statement-level triggers, in the transaction of every change to
+-- invitations (send, accept, ignore, withdraw, expiry sweep, import):
 --   invitation_stats_daily  invitations by UTC send day, source, note or not, stored
 --                           state and shard (so that concurrent sends of different
 --                           senders rarely update the same row);
@@ -76,8 +76,8 @@ CREATE INDEX invitations_accepted_tta_idx
 -- invitation_stats_trigger applies one statement's changes (its transition tables) to
 -- the rollups: +1 per new row version, -1 per old one, netted per key, so a statement
 -- that changes nothing the rollups see (PENDING to IGNORED, or no row at all) writes
--- nothing. Keys are upserted in order, so concurrent statements cannot deadlock on
--- the rollups.
+-- nothing. Keys are upserted in key order, so two statements cannot deadlock over
+-- rollup rows.
 CREATE FUNCTION invitation_stats_trigger() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
