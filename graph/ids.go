@@ -22,7 +22,8 @@ func globalID(kind string, id int64) string {
 // anything malformed; callers treat that exactly like an id that does not exist.
 func parseGlobalID(s string) (kind string, id int64, ok bool) {
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil {
+	// The decoder skips newlines: only the canonical spelling of an id is that id.
+	if err != nil || base64.RawURLEncoding.EncodeToString(raw) != s {
 		return "", 0, false
 	}
 	kind, num, found := strings.Cut(string(raw), ":")
