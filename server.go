@@ -4,6 +4,7 @@
 //	go run . migrate         apply the database migrations and exit
 //	go run . token HANDLE    print a bearer token for a member (-admin, -ttl 24h)
 //	go run . import FILE     load members, connections and invitations from JSON Lines
+//	go run . seed            generate a benchmark network into an empty database
 //
 // All configuration comes from the environment; see README.md.
 package main
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokenCmd(cfg, rest, stdout, stderr)
 	case "import":
 		return importCmd(ctx, cfg, logger, rest, stdout, stderr)
+	case "seed":
+		return seedCmd(ctx, cfg, logger, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -74,6 +77,8 @@ commands:
   token HANDLE   print a bearer token for the member with this handle
                  (-admin for an admin token, -ttl 24h for its lifetime)
   import FILE    load members, connections and invitations from a JSON Lines file ("-" for stdin)
+  seed           generate a benchmark network into an empty database
+                 (-members 100000 -invitations 2000000)
 
 Configuration is read from the environment; see README.md.
 `
