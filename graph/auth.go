@@ -119,11 +119,6 @@ func viewer(ctx context.Context) (*Viewer, error) {
 	return state.viewer, nil
 }
 
-// WithViewer returns a context carrying v, for tests and internal callers.
-func WithViewer(ctx context.Context, v *Viewer) context.Context {
-	return context.WithValue(ctx, viewerKey{}, viewerState{viewer: v})
-}
-
 // WebSocket close codes of an init refusal: 4403 Forbidden, as graphql-ws servers
 // answer a rejected connection_init, and 1011 when the token could not be checked.
 const (

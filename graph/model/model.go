@@ -69,10 +69,15 @@ func (c *InvitationConnection) Nodes() []*db.Invitation { return c.Page.Invitati
 
 // PageInfo describes the page's position.
 func (c *InvitationConnection) PageInfo() *PageInfo {
-	pi := &PageInfo{HasNextPage: c.Page.HasNextPage, HasPreviousPage: c.Page.HasPreviousPage}
-	if n := len(c.Edges); n > 0 {
-		pi.StartCursor = &c.Edges[0].Cursor
-		pi.EndCursor = &c.Edges[n-1].Cursor
+	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, c.Page.Cursors)
+}
+
+// pageInfo is the Relay page information of a page with these cursors.
+func pageInfo(hasNext, hasPrevious bool, cursors []string) *PageInfo {
+	pi := &PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrevious}
+	if n := len(cursors); n > 0 {
+		pi.StartCursor = &cursors[0]
+		pi.EndCursor = &cursors[n-1]
 	}
 	return pi
 }
@@ -122,12 +127,7 @@ func (c *NotificationConnection) Nodes() []*db.Notification { return c.Page.Noti
 
 // PageInfo describes the page's position.
 func (c *NotificationConnection) PageInfo() *PageInfo {
-	pi := &PageInfo{HasNextPage: c.Page.HasNextPage, HasPreviousPage: c.Page.HasPreviousPage}
-	if n := len(c.Edges); n > 0 {
-		pi.StartCursor = &c.Edges[0].Cursor
-		pi.EndCursor = &c.Edges[n-1].Cursor
-	}
-	return pi
+	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, c.Page.Cursors)
 }
 
 // TotalCount counts the whole list.
