@@ -103,7 +103,7 @@ func (a *app) handler() http.Handler {
 	}
 	a.metrics = newMetrics(pool)
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &graph.Resolver{Store: a.store, Logger: a.logger, Events: a.events},
+		Resolvers:  &graph.Resolver{Store: a.store, Logger: a.logger, Events: a.events, OnUserError: a.metrics.refusal},
 		Complexity: graph.Complexity(),
 	}))
 	// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws, by

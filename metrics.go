@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
-	"reflect"
 	"regexp"
 	"strconv"
 	"sync"
@@ -15,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"invitations/graph/model"
 )
 
 // Label bounds: a client chooses operation names, so only names that look like GraphQL
@@ -156,14 +153,13 @@ func (s *labelSet) label(v string) string {
 //   - top-level errors by code, from every response, including the ones of requests
 //     refused before execution (parse, validation, complexity), which carry no
 //     executed operation and are counted here as requests too;
-//   - userErrors by code, from the results of the Mutation's root fields.
+//   - userErrors by code are counted by the mutations (metrics.refusal).
 type gqlMetrics struct{ m *metrics }
 
 var (
 	_ graphql.HandlerExtension     = gqlMetrics{}
 	_ graphql.OperationInterceptor = gqlMetrics{}
 	_ graphql.ResponseInterceptor  = gqlMetrics{}
-	_ graphql.FieldInterceptor     = gqlMetrics{}
 )
 
 func (gqlMetrics) ExtensionName() string                   { return "Metrics" }
@@ -243,30 +239,12 @@ func (g gqlMetrics) InterceptResponse(ctx context.Context, next graphql.Response
 	return resp
 }
 
-// userErrorsType is the type of the userErrors field of every mutation payload.
-var userErrorsType = reflect.TypeFor[[]*model.UserError]()
-
-// InterceptField counts the userErrors of the Mutation's root fields. Every mutation
-// payload has a `UserErrors []*model.UserError` field, which is read by reflection so
-// that a new mutation is counted without a change here; other fields pass through
-// after one context lookup.
-func (g gqlMetrics) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
-	res, err := next(ctx)
-	if fc := graphql.GetFieldContext(ctx); err != nil || fc == nil || fc.Object != "Mutation" {
-		return res, err
+// refusal counts one userError by code (graph.Resolver.OnUserError). Mutations
+// report their refusals themselves rather than through a field interceptor, which
+// gqlgen would call for every field of every response.
+func (m *metrics) refusal(code string) {
+	if m == nil {
+		return
 	}
-	v := reflect.ValueOf(res)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return res, err
-	}
-	f := v.Elem().FieldByName("UserErrors")
-	if !f.IsValid() || f.Type() != userErrorsType {
-		return res, err
-	}
-	for _, ue := range f.Interface().([]*model.UserError) {
-		if ue != nil {
-			g.m.refusals.WithLabelValues(g.m.codes.label(string(ue.Code))).Inc()
-		}
-	}
-	return res, err
+	m.refusals.WithLabelValues(m.codes.label(code)).Inc()
 }

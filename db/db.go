@@ -94,7 +94,7 @@ func Open(ctx context.Context, dsn string, opts ...Options) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	db := sqlx.NewDb(sql.OpenDB(cachingConnector{connector}), "postgres")
 	maxConns := opt.MaxConns
 	if maxConns <= 0 {
 		maxConns = 20

@@ -75,13 +75,16 @@ func badUserInput(format string, args ...any) error {
 
 // userErrors splits a repository result: a refusal becomes the payload's userErrors,
 // anything else is returned as a top-level error.
-func userErrors(err error) ([]*model.UserError, error) {
+func (r *Resolver) userErrors(err error) ([]*model.UserError, error) {
 	if err == nil {
 		return []*model.UserError{}, nil
 	}
 	e, ok := db.AsError(err)
 	if !ok || e.Code == db.CodeServiceBusy || e.Code == db.CodeBadUserInput {
 		return nil, err
+	}
+	if r.OnUserError != nil {
+		r.OnUserError(string(e.Code))
 	}
 	return []*model.UserError{{
 		Code:        model.UserErrorCode(e.Code),

@@ -16,4 +16,7 @@ type Resolver struct {
 	Store  *db.Store
 	Logger *slog.Logger
 	Events *db.Events // the subscriptions' event source; nil: subscriptions fail
+	// OnUserError, if set, is called with the code of every userError a mutation
+	// returns (the metrics count refusals by code).
+	OnUserError func(code string)
 }

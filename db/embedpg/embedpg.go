@@ -301,6 +301,12 @@ func (s *Server) DSN(dbname string) string {
 	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", url.PathEscape(dbname), host, port)
 }
 
+// SocketDir is the directory of the server's unix socket (for psql -h, pgbench -h).
+func (s *Server) SocketDir() string { return s.sockDir }
+
+// Port names the socket file in SocketDir (for psql -p, pgbench -p).
+func (s *Server) Port() int { return port }
+
 // Stop shuts the server down with a fast shutdown (SIGINT to the postmaster),
 // waits for it to exit (escalating to SIGQUIT, then SIGKILL, after 30 s each)
 // and removes the socket directory. It is idempotent: later calls return the

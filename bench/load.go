@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"invitations/db/embedpg"
+)
+
+// wrkResult is what wrk.lua's done() prints, plus the CPU the run cost.
+type wrkResult struct {
+	Requests   int            `json:"requests"`
+	DurationUS int64          `json:"duration_us"`
+	P50US      int64          `json:"p50_us"`
+	P99US      int64          `json:"p99_us"`
+	Socket     int            `json:"socket_errors"`
+	OK         int            `json:"ok"`
+	HTTP       int            `json:"http"`
+	GQL        int            `json:"gql"`
+	Withdrawn  int            `json:"withdrawn"`
+	Wrapped    int            `json:"wrapped"`
+	Codes      map[string]int `json:"codes"`
+	Samples    []string       `json:"-"`
+
+	serverCPU, pgCPU time.Duration
+}
+
+func (r *wrkResult) rate() float64 {
+	if r.DurationUS == 0 {
+		return 0
+	}
+	return float64(r.Requests) / (float64(r.DurationUS) / 1e6)
+}
+
+// cpuPerRequest is server plus PostgreSQL CPU per request, in microseconds.
+func (r *wrkResult) cpuPerRequest() (server, pg float64) {
+	if r.Requests == 0 {
+		return 0, 0
+	}
+	n := float64(r.Requests)
+	return float64(r.serverCPU.Microseconds()) / n, float64(r.pgCPU.Microseconds()) / n
+}
+
+// cpuMeter reads the CPU time of the server and of the PostgreSQL cluster.
+type cpuMeter struct {
+	serverPID, postmaster int
+}
+
+func (m cpuMeter) read() (server, pg time.Duration, err error) {
+	if m.serverPID != 0 {
+		if server, err = processCPU(m.serverPID); err != nil {
+			return
+		}
+	}
+	pg, err = clusterCPU(m.postmaster)
+	return
+}
+
+// runWrk drives the server with the requests in file for d over conns connections
+// (one wrk thread), waiting delay before each request when delay > 0, starting at the
+// file's request skip.
+func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns int, d time.Duration, delay time.Duration, skip int) (*wrkResult, error) {
+	cmd := exec.CommandContext(ctx, "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
+		"--timeout", "10s", "-s", luaPath, url+"/query")
+	cmd.Env = append(os.Environ(), "BENCH_REQUESTS="+file, "BENCH_DELAY_MS="+strconv.FormatInt(delay.Milliseconds(), 10),
+		"BENCH_START="+strconv.Itoa(skip))
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	s0, p0, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	var before map[int]procTicks
+	if verbose {
+		before = processTicks(m.postmaster)
+	}
+	if err := cmd.Run(); err != nil {
+		if _, e := exec.LookPath("wrk"); e != nil {
+			return nil, fmt.Errorf("wrk is not installed (apt-get install wrk): %w", e)
+		}
+		return nil, fmt.Errorf("wrk: %w\n%s%s", err, out.String(), stderr.String())
+	}
+	s1, p1, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	res := &wrkResult{serverCPU: s1 - s0, pgCPU: p1 - p0}
+	if verbose {
+		for pid, t := range processTicks(m.postmaster) {
+			if d := t.ticks - before[pid].ticks; d > 0 {
+				fmt.Fprintf(os.Stderr, "    %6s %s\n", ticks(d), t.cmd)
+			}
+		}
+	}
+	found := false
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if js, ok := strings.CutPrefix(line, "BENCH "); ok {
+			if err := json.Unmarshal([]byte(js), res); err != nil {
+				return nil, fmt.Errorf("wrk output %q: %w", js, err)
+			}
+			found = true
+		} else if s, ok := strings.CutPrefix(line, "BENCH_SAMPLE "); ok {
+			res.Samples = append(res.Samples, s)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("wrk printed no result:\n%s%s", out.String(), stderr.String())
+	}
+	return res, nil
+}
+
+// pgbenchResult is one pgbench run and the PostgreSQL CPU it cost.
+type pgbenchResult struct {
+	Transactions int
+	TPS          float64
+	pgCPU        time.Duration
+}
+
+func (r *pgbenchResult) cpuPerTx() float64 {
+	if r.Transactions == 0 {
+		return 0
+	}
+	return float64(r.pgCPU.Microseconds()) / float64(r.Transactions)
+}
+
+var (
+	pgbenchTx  = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
+	pgbenchTPS = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+)
+
+// runPgbench runs script in prepared mode with conns clients for d, or for tx
+// transactions of one client when tx > 0.
+func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script string, vars map[string]string, conns int, d time.Duration, tx int) (*pgbenchResult, error) {
+	f, err := os.CreateTemp("", "bench-*.sql")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		return nil, err
+	}
+	f.Close()
+	host, port := c.pg.SocketDir(), c.pg.Port()
+	args := []string{"-n", "-M", "prepared", "-h", host, "-p", strconv.Itoa(port), "-U", "postgres", "-f", f.Name()}
+	if tx > 0 {
+		args = append(args, "-c1", "-t"+strconv.Itoa(tx))
+	} else {
+		args = append(args, "-c"+strconv.Itoa(conns), "-j1", "-T"+strconv.Itoa(int(d.Seconds())))
+	}
+	for k, v := range vars {
+		args = append(args, "-D", k+"="+v)
+	}
+	args = append(args, dbname)
+	cmd := exec.CommandContext(ctx, pgbenchPath(), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	_, p0, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("pgbench: %w\n%s", err, out.String())
+	}
+	_, p1, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	res := &pgbenchResult{pgCPU: p1 - p0}
+	if mm := pgbenchTx.FindStringSubmatch(out.String()); mm != nil {
+		res.Transactions, _ = strconv.Atoi(mm[1])
+	} else {
+		return nil, fmt.Errorf("pgbench printed no transaction count:\n%s", out.String())
+	}
+	if mm := pgbenchTPS.FindStringSubmatch(out.String()); mm != nil {
+		res.TPS, _ = strconv.ParseFloat(mm[1], 64)
+	}
+	if strings.Contains(out.String(), "failed") && !strings.Contains(out.String(), "number of failed transactions: 0") {
+		return nil, fmt.Errorf("pgbench transactions failed:\n%s", out.String())
+	}
+	return res, nil
+}
+
+// pgbenchPath is pgbench from the PostgreSQL installation (Debian keeps it beside
+// postgres; /usr/bin/pgbench is a wrapper that needs a configured cluster).
+func pgbenchPath() string {
+	if bin, err := embedpg.FindBinDir(); err == nil {
+		if _, err := os.Stat(bin + "/pgbench"); err == nil {
+			return bin + "/pgbench"
+		}
+	}
+	return "pgbench"
+}

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"invitations/db"
+	"invitations/graph"
+)
+
+// targets are the issue's ceilings for (server + PostgreSQL CPU per request) ÷ (raw
+// SQL CPU per transaction).
+var targets = map[string]float64{"a": 3.4, "b": 2.5, "c": 2.0, "e": 1.6, "f": 3.0}
+
+// caseResult is everything measured for one case.
+type caseResult struct {
+	c          benchCase
+	peak, half *wrkResult
+	raw        *pgbenchResult
+	prelude    *pgbenchResult
+	rss        int64
+	failures   []string // correctness failures: the run fails
+}
+
+// rawCPU is the pgbench CPU per transaction without the statement that picks the
+// transaction's parameters from bench_pg.
+func (r *caseResult) rawCPU() float64 {
+	if r.raw == nil {
+		return 0
+	}
+	return r.raw.cpuPerTx() - r.prelude.cpuPerTx()
+}
+
+func (r *caseResult) ratio() float64 {
+	raw := r.rawCPU()
+	if raw <= 0 || r.peak == nil {
+		return 0
+	}
+	s, p := r.peak.cpuPerRequest()
+	return (s + p) / raw
+}
+
+func run(ctx context.Context, o options) error {
+	for _, tool := range []string{"wrk", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (wrk: apt-get install wrk)", tool)
+		}
+	}
+	for _, name := range o.cases {
+		if _, ok := caseByName(name); !ok {
+			return fmt.Errorf("no case %q (cases: a to f)", name)
+		}
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	// The private cluster runs as the postgres user when the bench runs as root; it
+	// must be able to read the request files wrk is given (wrk runs as us, though).
+	bin, err := buildServer(ctx, o.dir)
+	if err != nil {
+		return err
+	}
+	c, err := startCluster(ctx, o.dir)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	if _, err := c.admin.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		return err
+	}
+	tmpl, err := c.template(ctx, o.members, o.invitations, os.Stderr)
+	if err != nil {
+		return err
+	}
+	lua, err := writeAsset(o.dir, "wrk.lua")
+	if err != nil {
+		return err
+	}
+	env := &runEnv{o: o, c: c, bin: bin, lua: lua, template: tmpl}
+	var results []*caseResult
+	failed := false
+	for _, name := range o.cases {
+		bc, _ := caseByName(name)
+		fmt.Fprintf(os.Stderr, "case %s: %s\n", bc.name, bc.title)
+		r, err := env.runCase(ctx, bc)
+		if err != nil {
+			return fmt.Errorf("case %s: %w", name, err)
+		}
+		for _, f := range r.failures {
+			fmt.Fprintf(os.Stderr, "case %s FAILED: %s\n", name, f)
+			failed = true
+		}
+		results = append(results, r)
+	}
+	printResults(os.Stdout, o, results)
+	if o.markdown {
+		printMarkdown(os.Stdout, o, results)
+	}
+	if failed {
+		return fmt.Errorf("some cases failed their correctness checks (above)")
+	}
+	return nil
+}
+
+type runEnv struct {
+	o        options
+	c        *cluster
+	bin, lua string
+	template string
+}
+
+// request is one row of bench_req.
+type request struct {
+	N      int64  `db:"n"`
+	Handle string `db:"handle"`
+	Vars   string `db:"vars"`
+}
+
+const runDB = "bench_run"
+
+func (e *runEnv) runCase(ctx context.Context, bc benchCase) (*caseResult, error) {
+	o := e.o
+	conn, err := e.c.clone(ctx, e.template, runDB)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var first, members int64
+	if err := conn.QueryRowxContext(ctx, `SELECT min(id), count(*) FROM members`).Scan(&first, &members); err != nil {
+		return nil, err
+	}
+	// Rows: reads cycle through a few thousand viewers; writes use each row once, in
+	// phases check (row 1), then warm-up, peak, half and pgbench taking turns, with room
+	// for 4,000 requests a second.
+	phases := []string{"warm", "peak", "half", "pg"}
+	if bc.hot {
+		phases = []string{"peak", "half"}
+	}
+	count := int64(5000)
+	if bc.writes {
+		count = 1 + int64(len(phases))*(1000+int64(o.duration.Seconds()*4000))
+	}
+	q := strings.NewReplacer("$1", fmt.Sprint(count), "$2", fmt.Sprint(first), "$3", fmt.Sprint(members)).Replace(bc.requests)
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE bench_req AS SELECT row_number() OVER () AS n, q.* FROM (`+q+`) q`); err != nil {
+		return nil, fmt.Errorf("making requests: %w", err)
+	}
+	pgRows := "true"
+	if bc.writes {
+		pgRows = fmt.Sprintf("n > 1 AND (n - 2) %% %d = %d", len(phases), slices.Index(phases, "pg"))
+	}
+	// pgbench reads its parameters from bench_pg, one row a transaction, in turn.
+	if bc.script != "" {
+		var pgCount int64
+		if err := conn.GetContext(ctx, &pgCount, `SELECT count(*) FROM bench_req WHERE `+pgRows); err != nil {
+			return nil, err
+		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`
+CREATE TABLE bench_pg AS SELECT row_number() OVER (ORDER BY n) AS i, * FROM bench_req WHERE %s;
+ALTER TABLE bench_pg ADD PRIMARY KEY (i);
+CREATE SEQUENCE bench_pg_seq MAXVALUE %d CYCLE;
+ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
+			return nil, err
+		}
+	}
+	var reqs []request
+	if err := conn.SelectContext(ctx, &reqs, `SELECT n, handle, vars FROM bench_req ORDER BY n`); err != nil {
+		return nil, err
+	}
+	if len(reqs) < 2 {
+		return nil, fmt.Errorf("the seeded data yields %d requests for this case; seed more", len(reqs))
+	}
+
+	profile := ""
+	if o.profile {
+		profile, _ = filepath.Abs(filepath.Join(o.dir, "cpu-"+bc.name+".pprof"))
+	}
+	srv, err := startServer(ctx, e.bin, e.c.pg.DSN(runDB), filepath.Join(o.dir, "server-"+bc.name+".log"), profile)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	tokens := map[string]string{}
+	token := func(handle string) string {
+		if t, ok := tokens[handle]; ok {
+			return t
+		}
+		t, err := graph.SignToken(srv.secret, handle, false, 6*time.Hour, time.Now())
+		if err != nil {
+			panic(err)
+		}
+		tokens[handle] = t
+		return t
+	}
+	body := func(r request) string {
+		b, _ := json.Marshal(map[string]any{"query": bc.query, "variables": json.RawMessage(r.Vars)})
+		return string(b)
+	}
+	reqFiles := map[string]string{}
+	for _, ph := range phases {
+		var lines []string
+		for _, r := range reqs {
+			if !bc.writes || (r.N > 1 && phases[(r.N-2)%int64(len(phases))] == ph) {
+				lines = append(lines, token(r.Handle)+"\t"+body(r))
+			}
+		}
+		reqFiles[ph] = filepath.Join(o.dir, fmt.Sprintf("requests-%s-%s.txt", bc.name, ph))
+		if err := os.WriteFile(reqFiles[ph], []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+
+	res := &caseResult{c: bc}
+	pm, err := e.c.postmasterPID()
+	if err != nil {
+		return nil, err
+	}
+	meter := cpuMeter{serverPID: srv.pid(), postmaster: pm}
+	pgVars := pgbenchVars(time.Now())
+	var script, prelude string
+	if bc.script != "" {
+		b, err := files.ReadFile("sql/" + bc.script)
+		if err != nil {
+			return nil, err
+		}
+		prelude = "SELECT * FROM bench_pg WHERE i = (SELECT nextval('bench_pg_seq')) \\gset\n"
+		script = prelude + string(b)
+	}
+
+	// The bound is honest only if pgbench runs what the server runs: compare the
+	// statements of one request with those of one pgbench transaction.
+	first0 := reqs[0]
+	if err := e.checkStatements(ctx, srv, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
+		return nil, err
+	}
+	remaining := 0
+	if bc.hot {
+		if remaining, err = srv.remainingQuota(token(first0.Handle)); err != nil {
+			return nil, err
+		}
+	}
+
+	if !bc.hot {
+		warmFile := reqFiles["peak"]
+		if bc.writes {
+			warmFile = reqFiles["warm"]
+		}
+		if _, err := runWrk(ctx, meter, srv.url, e.lua, warmFile, o.connections, o.warmup.Round(time.Second)+time.Second, 0, 0); err != nil {
+			return nil, err
+		}
+	}
+	halfFile := reqFiles["half"]
+	if !bc.writes {
+		halfFile = reqFiles["peak"]
+	}
+	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0); err != nil {
+		return nil, err
+	}
+	res.half, err = e.halfPeak(ctx, meter, srv, halfFile, res.peak.rate())
+	if err != nil {
+		return nil, err
+	}
+	if res.rss, err = peakRSS(srv.pid()); err != nil {
+		return nil, err
+	}
+	if script != "" {
+		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0); err != nil {
+			return nil, err
+		}
+		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0); err != nil {
+			return nil, err
+		}
+	}
+	res.checkAnswers(bc, remaining)
+	printCase(os.Stderr, res)
+	return res, nil
+}
+
+// halfPeak measures latency at half the peak rate: twice the connections, each
+// waiting between requests. A short calibration run measures the latency at that load
+// to size the wait.
+func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file string, peak float64) (*wrkResult, error) {
+	conns := 2 * e.o.connections
+	target := peak / 2
+	if target <= 0 {
+		return nil, fmt.Errorf("no requests completed at the peak")
+	}
+	cycle := time.Duration(float64(conns) / target * float64(time.Second))
+	delay := cycle
+	calib, err := runWrk(ctx, m, srv.url, e.lua, file, conns, time.Second, delay, 0)
+	if err != nil {
+		return nil, err
+	}
+	if r := calib.rate(); r > 0 {
+		latency := time.Duration(float64(conns)/r*float64(time.Second)) - delay
+		delay = max(cycle-latency, time.Millisecond)
+	}
+	return runWrk(ctx, m, srv.url, e.lua, file, conns, e.o.duration, delay.Round(time.Millisecond), calib.Requests+conns)
+}
+
+// checkAnswers records what the server answered that it should not have.
+func (r *caseResult) checkAnswers(bc benchCase, remaining int) {
+	for _, ph := range []struct {
+		name string
+		w    *wrkResult
+	}{{"peak", r.peak}, {"half", r.half}} {
+		w := ph.w
+		if w.HTTP+w.GQL+w.Socket > 0 {
+			r.failures = append(r.failures, fmt.Sprintf("%s: %d HTTP errors, %d GraphQL errors, %d socket errors; first: %s",
+				ph.name, w.HTTP, w.GQL, w.Socket, strings.Join(w.Samples, " | ")))
+		}
+		if bc.writes && w.Wrapped > 0 {
+			r.failures = append(r.failures, fmt.Sprintf("%s: the requests ran out and were reused; raise the row count", ph.name))
+		}
+		for code, n := range w.Codes {
+			if !bc.hot || code != "WEEKLY_LIMIT_REACHED" {
+				r.failures = append(r.failures, fmt.Sprintf("%s: %d userErrors %s", ph.name, n, code))
+			}
+		}
+		if bc.name == "e" && w.Withdrawn != 20*w.OK {
+			r.failures = append(r.failures, fmt.Sprintf("%s: %d withdrawn by %d calls of 20", ph.name, w.Withdrawn, w.OK))
+		}
+	}
+	if bc.hot && r.peak.OK+r.half.OK != remaining {
+		r.failures = append(r.failures, fmt.Sprintf("the hot sender had %d invitations left this week and %d sends succeeded", remaining, r.peak.OK+r.half.OK))
+	}
+}
+
+// writeAsset copies an embedded file into dir (wrk reads its script from a path).
+func writeAsset(dir, name string) (string, error) {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	path, err := filepath.Abs(filepath.Join(dir, name))
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, b, 0o644)
+}
+
+func ms(us int64) string { return fmt.Sprintf("%.2f", float64(us)/1000) }
+
+func printCase(w io.Writer, r *caseResult) {
+	s, p := r.peak.cpuPerRequest()
+	fmt.Fprintf(w, "  peak %.0f req/s p50 %s ms p99 %s ms, CPU/request server %.0f µs + PostgreSQL %.0f µs; half %.0f req/s p99 %s ms",
+		r.peak.rate(), ms(r.peak.P50US), ms(r.peak.P99US), s, p, r.half.rate(), ms(r.half.P99US))
+	if r.raw != nil {
+		fmt.Fprintf(w, "; raw SQL %.0f µs/tx (%.0f tx/s), ratio %.2f", r.rawCPU(), r.raw.TPS, r.ratio())
+	}
+	fmt.Fprintf(w, "; RSS %.0f MB\n", float64(r.rss)/(1<<20))
+}
+
+func verdict(r *caseResult) string {
+	t, ok := targets[r.c.name]
+	switch {
+	case r.c.hot:
+		if len(r.failures) == 0 {
+			return "exact quota, only quota errors"
+		}
+		return "FAILED"
+	case !ok || r.raw == nil:
+		return ""
+	case r.ratio() <= t:
+		return fmt.Sprintf("≤ %.1f ✓", t)
+	default:
+		return fmt.Sprintf("≤ %.1f ✗", t)
+	}
+}
+
+func printResults(w io.Writer, o options, results []*caseResult) {
+	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase\n", o.members, o.invitations, o.connections, o.duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\ttarget\tRSS MB\t")
+	for _, r := range results {
+		s, p := r.peak.cpuPerRequest()
+		raw, ratio := "—", "—"
+		if r.raw != nil {
+			raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%.0f\t\n", r.c.name, r.peak.rate(), ms(r.peak.P50US), ms(r.peak.P99US),
+			r.half.rate(), ms(r.half.P99US), s, p, raw, ratio, verdict(r), float64(r.rss)/(1<<20))
+	}
+	tw.Flush()
+}
+
+func printMarkdown(w io.Writer, o options, results []*caseResult) {
+	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | target | server RSS MB |\n")
+	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
+	for _, r := range results {
+		s, p := r.peak.cpuPerRequest()
+		raw, ratio := "—", "—"
+		if r.raw != nil {
+			raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
+		}
+		fmt.Fprintf(w, "| (%s) %s | %.0f | %s | %s | %.0f | %s | %.0f | %.0f | %s | %s | %s | %.0f |\n", r.c.name, r.c.title, r.peak.rate(),
+			ms(r.peak.P50US), ms(r.peak.P99US), r.half.rate(), ms(r.half.P99US), s, p, raw, ratio, verdict(r), float64(r.rss)/(1<<20))
+	}
+}
+
+// statement is one row of pg_stat_statements.
+type statement struct {
+	QueryID int64  `db:"queryid"`
+	Calls   int64  `db:"calls"`
+	Query   string `db:"query"`
+}
+
+// statements are the run database's statements since the last reset, without the
+// pgbench prelude's.
+func (e *runEnv) statements(ctx context.Context) ([]statement, error) {
+	var out []statement
+	err := e.c.admin.SelectContext(ctx, &out, `
+SELECT queryid, calls, query FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND query NOT LIKE '%bench_pg%'
+ ORDER BY queryid`, runDB)
+	return out, err
+}
+
+func (e *runEnv) resetStatements(ctx context.Context) error {
+	_, err := e.c.admin.ExecContext(ctx, `SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = $1), 0)`, runDB)
+	return err
+}
+
+// checkStatements sends one request and runs one pgbench transaction, and records a
+// failure unless both issued the same statements the same number of times.
+func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, script string, vars map[string]string, res *caseResult) error {
+	if err := e.resetStatements(ctx); err != nil {
+		return err
+	}
+	answer, err := srv.post(token, body)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(string(answer), `"errors":`) || strings.Contains(string(answer), `"userErrors":[{`) {
+		res.failures = append(res.failures, "the first request was refused: "+string(answer))
+	}
+	got, err := e.statements(ctx)
+	if err != nil {
+		return err
+	}
+	if e.o.statements {
+		fmt.Fprintf(os.Stderr, "  statements of one request:\n%s", formatStatements(got))
+	}
+	if script == "" {
+		return nil
+	}
+	if err := e.resetStatements(ctx); err != nil {
+		return err
+	}
+	if _, err := runPgbench(ctx, cpuMeter{postmaster: mustPID(e.c)}, e.c, runDB, script, vars, 1, 0, 1); err != nil {
+		return err
+	}
+	want, err := e.statements(ctx)
+	if err != nil {
+		return err
+	}
+	// Compared by normalized text, not query id: a constant in the repository's SQL
+	// may be a parameter in pgbench's (which cannot pass NULL), and both cost the same.
+	calls := func(ss []statement) map[string]int64 {
+		m := map[string]int64{}
+		for _, s := range ss {
+			m[normalize(s.Query)] += s.Calls
+		}
+		return m
+	}
+	if g, w := calls(got), calls(want); !maps.Equal(g, w) {
+		res.failures = append(res.failures, fmt.Sprintf("pgbench's script (sql/%s) does not run what the server runs.\nserver:\n%spgbench:\n%s",
+			res.c.script, formatStatements(got), formatStatements(want)))
+	}
+	return nil
+}
+
+var placeholder = regexp.MustCompile(`\$\d+`)
+
+// normalize spells a statement as pg_stat_statements shows it with every constant
+// and parameter as ? and single spaces.
+func normalize(q string) string {
+	return strings.Join(strings.Fields(placeholder.ReplaceAllString(q, "?")), " ")
+}
+
+func formatStatements(ss []statement) string {
+	var b strings.Builder
+	for _, s := range ss {
+		fmt.Fprintf(&b, "    %d× %s\n", s.Calls, normalize(s.Query))
+	}
+	return b.String()
+}
+
+func mustPID(c *cluster) int {
+	pid, _ := c.postmasterPID()
+	return pid
+}
+
+// pgbenchVars are the scripts' parameters that do not vary between transactions,
+// derived from now as the repository derives them (with the default limits the bench
+// runs the server with).
+func pgbenchVars(now time.Time) map[string]string {
+	now = now.UTC().Truncate(time.Microsecond)
+	ts := func(t time.Time) string { return t.Format("2006-01-02 15:04:05.999999+00") }
+	limits := db.DefaultLimits()
+	y, m, _ := now.Date()
+	payload, _ := json.Marshal(db.Event{Kind: db.KindInvitationReceived, MemberID: 123456, InvitationID: 2345678})
+	return map[string]string{
+		"now":     ts(now),
+		"older":   ts(now.Add(-14 * db.Day)),
+		"expiry":  ts(now.Add(-limits.TTL)),
+		"week":    ts(now.Add(-db.Window)),
+		"month":   ts(time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)),
+		"refund":  fmt.Sprint(!limits.RefundOnWithdraw),
+		"due1":    ts(now.AddDate(0, 0, db.ReminderDelays[0])),
+		"due2":    ts(now.AddDate(0, 0, db.ReminderDelays[1])),
+		"channel": db.EventsChannel,
+		"kind":    db.KindInvitationReceived,
+		"payload": string(payload),
+		"source":  "SEARCH",
+		"after":   "-infinity",
+		"before":  "infinity",
+	}
+}
