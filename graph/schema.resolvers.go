@@ -70,7 +70,7 @@ func (r *mutationResolver) SendInvitation(ctx context.Context, input model.SendI
 	}
 	res, err := r.Store.SendInvitation(ctx, v.Member.ID, in)
 	p := &model.SendInvitationPayload{ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	if res != nil {
@@ -88,7 +88,7 @@ func (r *mutationResolver) WithdrawInvitation(ctx context.Context, input model.W
 	id, found := idOf(input.InvitationID, kindInvitation)
 	inv, err := r.Store.WithdrawInvitation(ctx, v.Member.ID, id, found)
 	p := &model.WithdrawInvitationPayload{Invitation: inv, ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -103,7 +103,7 @@ func (r *mutationResolver) WithdrawSelected(ctx context.Context, input model.Wit
 	ids, found := decodeInvitationIDs(input.InvitationIds)
 	results, err := r.Store.WithdrawSelected(ctx, v.Member.ID, db.WithdrawInput{IDs: ids, Found: found, IdempotencyKey: input.IdempotencyKey})
 	p := &model.WithdrawSelectedPayload{ClientMutationID: input.ClientMutationID, Results: []*model.WithdrawResult{}}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	if results != nil {
@@ -122,7 +122,7 @@ func (r *mutationResolver) AcceptInvitation(ctx context.Context, input model.Acc
 	id, _ := idOf(input.InvitationID, kindInvitation) // malformed: 0, which names nothing
 	inv, err := r.Store.AcceptInvitation(ctx, v.Member.ID, id)
 	p := &model.AcceptInvitationPayload{Invitation: inv, ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -137,7 +137,7 @@ func (r *mutationResolver) IgnoreInvitation(ctx context.Context, input model.Ign
 	id, _ := idOf(input.InvitationID, kindInvitation) // malformed: 0, which names nothing
 	inv, err := r.Store.IgnoreInvitation(ctx, v.Member.ID, id)
 	p := &model.IgnoreInvitationPayload{Invitation: inv, ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -152,7 +152,7 @@ func (r *mutationResolver) RemoveConnection(ctx context.Context, input model.Rem
 	id, _ := idOf(input.MemberID, kindMember) // malformed: 0, which names nothing
 	removed, err := r.Store.RemoveConnection(ctx, v.Member.ID, id)
 	p := &model.RemoveConnectionPayload{Removed: removed, ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -165,7 +165,7 @@ func (r *mutationResolver) WithdrawOlderThan(ctx context.Context, input model.Wi
 	}
 	results, err := r.Store.WithdrawOlderThan(ctx, v.Member.ID, input.OlderThanDays, input.DryRun, input.Limit)
 	p := &model.WithdrawSelectedPayload{ClientMutationID: input.ClientMutationID, Results: []*model.WithdrawResult{}}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	if results != nil {
@@ -195,7 +195,7 @@ func (r *mutationResolver) MarkNotificationsRead(ctx context.Context, input mode
 	}
 	n, err := r.Store.MarkNotificationsRead(ctx, v.Member.ID, ids)
 	p := &model.MarkNotificationsReadPayload{Count: n, ClientMutationID: input.ClientMutationID}
-	if p.UserErrors, err = userErrors(err); err != nil {
+	if p.UserErrors, err = r.userErrors(err); err != nil {
 		return nil, err
 	}
 	return p, nil
