@@ -2,19 +2,27 @@ package graph
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/vikstrous/dataloadgen"
 
 	"invitations/db"
+	"invitations/graph/model"
 )
 
 // loaders batch the per-object lookups of one request into one statement each, so a
 // page of 100 invitations costs the same few statements as a page of 1.
 type loaders struct {
-	members *dataloadgen.Loader[int64, *db.Member]
-	status  *dataloadgen.Loader[int64, string]
+	members *batchLoader[int64, *db.Member]
+	status  *batchLoader[int64, string]
+	// invitations and notifications are as the viewer sees them (nodes(ids:)).
+	invitations   *batchLoader[int64, *db.Invitation]
+	notifications *batchLoader[int64, *db.Notification]
 }
 
 type loadersKey struct{}
@@ -29,23 +37,71 @@ func LoaderMiddleware(store *db.Store, next http.Handler) http.Handler {
 }
 
 func newLoaders(store *db.Store) *loaders {
-	wait := dataloadgen.WithWait(time.Millisecond)
-	return &loaders{
-		members: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []int64) (map[int64]*db.Member, error) {
-			ms, err := store.MembersByID(ctx, ids)
-			out := make(map[int64]*db.Member, len(ms))
-			for _, m := range ms {
-				out[m.ID] = m
+	l := &loaders{}
+	statuses := func(ctx context.Context, ids []int64) (map[int64]string, error) {
+		v, err := viewer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return store.ConnectionStatuses(ctx, v.Member.ID, ids)
+	}
+	l.status = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]string, error) {
+		return statuses(ctx, ids)
+	}, nil)
+	// Members are loaded with their connection statuses when a caller selects
+	// connectionStatus: those statuses are asked for only once the members are back,
+	// by resolvers that wake one after the other, and would otherwise come in batches
+	// as unpredictable as the scheduler.
+	l.members = newBatchLoader(func(ctx context.Context, ids []int64, withStatus bool) (map[int64]*db.Member, error) {
+		ms, err := store.MembersByID(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]*db.Member, len(ms))
+		found := make([]int64, 0, len(ms))
+		for _, m := range ms {
+			out[m.ID] = m
+			found = append(found, m.ID)
+		}
+		if withStatus && len(found) > 0 {
+			// On error, statuses are loaded (and the error reported) when resolved.
+			if st, err := statuses(ctx, found); err == nil {
+				l.status.prime(st)
 			}
-			return out, err
-		}, wait),
-		status: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []int64) (map[int64]string, error) {
-			v, err := viewer(ctx)
-			if err != nil {
-				return nil, err
+		}
+		return out, nil
+	}, selects("connectionStatus"))
+	l.invitations = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]*db.Invitation, error) {
+		v, err := viewer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return store.InvitationsByID(ctx, v.Member.ID, ids)
+	}, nil)
+	l.notifications = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]*db.Notification, error) {
+		v, err := viewer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return store.NotificationsByID(ctx, v.Member.ID, ids)
+	}, nil)
+	return l
+}
+
+// selects returns a test of whether the field resolved in a context selects the
+// Member field name (directly or in a fragment on Member or Node).
+func selects(name string) func(context.Context) bool {
+	return func(ctx context.Context) bool {
+		fc := graphql.GetFieldContext(ctx)
+		if fc == nil || !graphql.HasOperationContext(ctx) {
+			return false
+		}
+		for _, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, memberImplementors) {
+			if f.Name == name {
+				return true
 			}
-			return store.ConnectionStatuses(ctx, v.Member.ID, ids)
-		}, wait),
+		}
+		return false
 	}
 }
 
@@ -55,4 +111,166 @@ func (r *Resolver) loadersFor(ctx context.Context) *loaders {
 		return l
 	}
 	return newLoaders(r.Store)
+}
+
+// nodes resolves global IDs exactly as node does, in input order, nil for what the
+// viewer may not see: every id joins its kind's loader batch before any result is
+// awaited, so 100 ids cost one statement per kind, not one per id.
+func (r *Resolver) nodes(ctx context.Context, ids []string) ([]model.Node, error) {
+	l := r.loadersFor(ctx)
+	thunks := make([]func() (model.Node, error), len(ids))
+	for i, id := range ids {
+		kind, n, ok := parseGlobalID(id)
+		if !ok {
+			continue
+		}
+		switch kind {
+		case kindMember:
+			thunks[i] = nodeThunk(l.members.LoadThunk(ctx, n))
+		case kindInvitation:
+			thunks[i] = nodeThunk(l.invitations.LoadThunk(ctx, n))
+		case kindNotification:
+			thunks[i] = nodeThunk(l.notifications.LoadThunk(ctx, n))
+		}
+	}
+	out := make([]model.Node, len(ids))
+	for i, thunk := range thunks {
+		if thunk == nil {
+			continue
+		}
+		node, err := thunk()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = node
+	}
+	return out, nil
+}
+
+// nodeThunk turns a loader's thunk into a node's: not found is a nil Node, not a Node
+// holding a nil pointer (the fetches put no nil values in their maps).
+func nodeThunk[T any](thunk func() (T, error)) func() (model.Node, error) {
+	return func() (model.Node, error) {
+		v, err := thunk()
+		if errors.Is(err, dataloadgen.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+}
+
+// A batch is fetched once no key has joined it for loaderIdle, or loaderMaxWait after
+// its first key.
+const (
+	loaderIdle    = 2 * time.Millisecond
+	loaderMaxWait = 25 * time.Millisecond
+)
+
+// batchLoader fetches the keys a request's resolvers ask for in batches, each key at
+// most once per request. gqlgen resolves the items of a list in goroutines of their
+// own, which reach the loader one after the other, further apart on a busy machine:
+// a batch stays open while keys keep arriving (a fixed delay after the first key split
+// a page of 100 invitations into several batches most of the time on a busy 2-CPU
+// machine).
+type batchLoader[K comparable, V any] struct {
+	// fetch returns the values of keys (those it leaves out are not found); hinted
+	// is true when hint was true for a caller of the batch.
+	fetch func(ctx context.Context, keys []K, hinted bool) (map[K]V, error)
+	hint  func(context.Context) bool // nil: never
+
+	mu      sync.Mutex
+	batches map[K]*loadBatch[K, V] // the batch that fetched or fetches each key
+	open    *loadBatch[K, V]       // the batch new keys join; nil when none
+}
+
+type loadBatch[K comparable, V any] struct {
+	keys          []K
+	hinted        bool
+	first, latest time.Time // when the first and the latest key joined
+	vals          map[K]V
+	err           error
+	ready         chan struct{} // closed once vals and err are set
+}
+
+func newBatchLoader[K comparable, V any](fetch func(context.Context, []K, bool) (map[K]V, error), hint func(context.Context) bool) *batchLoader[K, V] {
+	return &batchLoader[K, V]{fetch: fetch, hint: hint, batches: map[K]*loadBatch[K, V]{}}
+}
+
+// Load returns the value of key; dataloadgen.ErrNotFound when there is none.
+func (l *batchLoader[K, V]) Load(ctx context.Context, key K) (V, error) {
+	return l.LoadThunk(ctx, key)()
+}
+
+// LoadThunk adds key to the open batch, unless it was asked for before, and returns
+// a function that waits for its value.
+func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, error) {
+	hinted := l.hint != nil && l.hint(ctx)
+	l.mu.Lock()
+	b, ok := l.batches[key]
+	if !ok {
+		now := time.Now()
+		if l.open == nil {
+			l.open = &loadBatch[K, V]{first: now, ready: make(chan struct{})}
+			go l.dispatch(ctx, l.open)
+		}
+		b = l.open
+		b.keys = append(b.keys, key)
+		b.latest = now
+		l.batches[key] = b
+	}
+	if hinted && b == l.open {
+		b.hinted = true
+	}
+	l.mu.Unlock()
+	return func() (V, error) {
+		<-b.ready
+		var zero V
+		if b.err != nil {
+			return zero, b.err
+		}
+		v, ok := b.vals[key]
+		if !ok {
+			return zero, dataloadgen.ErrNotFound
+		}
+		return v, nil
+	}
+}
+
+// prime records values fetched elsewhere, for keys not asked for yet.
+func (l *batchLoader[K, V]) prime(vals map[K]V) {
+	b := &loadBatch[K, V]{vals: vals, ready: make(chan struct{})}
+	close(b.ready)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range vals {
+		if _, ok := l.batches[k]; !ok {
+			l.batches[k] = b
+		}
+	}
+}
+
+// dispatch closes b and fetches its keys, with the context of its first caller.
+func (l *batchLoader[K, V]) dispatch(ctx context.Context, b *loadBatch[K, V]) {
+	for wait := loaderIdle; ; {
+		time.Sleep(wait)
+		l.mu.Lock()
+		now := time.Now()
+		if now.Sub(b.latest) >= loaderIdle || now.Sub(b.first) >= loaderMaxWait {
+			l.open = nil
+			l.mu.Unlock()
+			break
+		}
+		wait = min(b.latest.Add(loaderIdle).Sub(now), b.first.Add(loaderMaxWait).Sub(now))
+		l.mu.Unlock()
+	}
+	defer close(b.ready)
+	defer func() {
+		if p := recover(); p != nil {
+			b.vals, b.err = nil, fmt.Errorf("loader: panic during fetch: %v", p)
+		}
+	}()
+	b.vals, b.err = l.fetch(ctx, b.keys, b.hinted)
 }

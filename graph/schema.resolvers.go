@@ -245,20 +245,13 @@ func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error)
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, error) {
-	v, err := viewer(ctx)
-	if err != nil {
+	if _, err := viewer(ctx); err != nil {
 		return nil, err
 	}
 	if len(ids) > db.MaxPageSize {
 		return nil, badUserInput("nodes takes at most %d ids", db.MaxPageSize)
 	}
-	out := make([]model.Node, len(ids))
-	for i, id := range ids {
-		if out[i], err = r.node(ctx, v, id); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return r.nodes(ctx, ids) // batched per kind by the request's loaders (loaders.go)
 }
 
 // PendingInvitations is the resolver for the pendingInvitations field.

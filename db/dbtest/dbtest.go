@@ -108,17 +108,38 @@ func setup() error {
 	return ensureTemplate(ctx)
 }
 
+// statementStats are the settings that load pg_stat_statements in the throwaway
+// cluster: nested statements are counted too (its toplevel column tells them apart),
+// and there is room for 20,000 distinct statements, so that the statements of tests
+// running in parallel in other databases do not evict each other's entries.
+var statementStats = map[string]string{
+	"shared_preload_libraries": "pg_stat_statements",
+	"pg_stat_statements.track": "all",
+	"pg_stat_statements.max":   "20000",
+	"pg_stat_statements.save":  "off",
+}
+
 func startCluster(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "dbtest")
 	if err != nil {
 		return err
 	}
 	os.Chmod(dir, 0o755) // the cluster runs as the postgres user when tests run as root
-	cluster, err = embedpg.Start(ctx, embedpg.Options{
-		DataDir: dir + "/pg",
-		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-			"max_connections": "300", "shared_buffers": "128MB"},
-	})
+	settings := map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+		"max_connections": "300", "shared_buffers": "128MB"}
+	// pg_stat_statements lets tests count the statements a request sends (see
+	// statements_test.go, which creates the extension in its own database).
+	for k, v := range statementStats {
+		settings[k] = v
+	}
+	cluster, err = embedpg.Start(ctx, embedpg.Options{DataDir: dir + "/pg", Settings: settings})
+	if err != nil {
+		// Without the contrib module the server refuses to start: start it without.
+		for k := range statementStats {
+			delete(settings, k)
+		}
+		cluster, err = embedpg.Start(ctx, embedpg.Options{DataDir: dir + "/pg", Settings: settings})
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
