@@ -174,15 +174,16 @@ SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
 		// size returns the request for n invitations.
 		size func(n int) request
 	}{
-		// Viewer, page, totalCount, members (sender and recipient together), statuses.
-		{"pendingInvitations", 5, func(n int) request {
+		// Viewer, page with its totalCount, members (sender and recipient together),
+		// statuses.
+		{"pendingInvitations", 4, func(n int) request {
 			return request{fmt.Sprint("s", n), listQuery("pendingInvitations"), nil, n}
 		}},
-		{"sentInvitations", 5, func(n int) request {
+		{"sentInvitations", 4, func(n int) request {
 			return request{fmt.Sprint("s", n), listQuery("sentInvitations"), nil, n}
 		}},
 		// n received invitations from n distinct senders.
-		{"receivedInvitations", 5, func(n int) request {
+		{"receivedInvitations", 4, func(n int) request {
 			return request{fmt.Sprint("i", n), listQuery("receivedInvitations"), nil, n}
 		}},
 		// Viewer, invitations, members, statuses.

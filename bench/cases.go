@@ -98,6 +98,10 @@ func freshRecipient(r string) string {
 }
 
 var cases = []benchCase{{
+	// The floor: an authenticated request that reads nothing (the viewer lookup only).
+	name: "0", title: "authenticated { __typename }", query: `query Floor { __typename }`, script: "floor.sql",
+	requests: `SELECT handle, id AS viewer, '{}' AS vars FROM (` + randomMembers + `) s LIMIT $1`,
+}, {
 	name: "a", title: "pending page, random senders", query: pageQuery, script: "page.sql",
 	requests: pageRequests(`SELECT * FROM (` + randomMembers + `) x LIMIT $1`),
 }, {

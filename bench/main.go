@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured phase")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load before each case")
 	flag.IntVar(&o.connections, "connections", 8, "concurrent connections of wrk and pgbench")
-	flag.StringVar(&cases, "cases", "a,b,c,d,e,f", "cases to run (comma-separated)")
+	flag.StringVar(&cases, "cases", "a,b,c,d,e,f", "cases to run (comma-separated; 0 is the floor: an authenticated { __typename })")
 	flag.StringVar(&o.dir, "dir", ".bench", "directory for the PostgreSQL cluster, the server binary and logs")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny data and 1 s phases: checks that the harness works, measures nothing")
 	flag.BoolVar(&o.statements, "statements", false, "print the statements one request of each case issues")

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/reflectx"
 )
 
 // Page selects a slice of a list, Relay style: First/After walk forwards, Last/Before
@@ -19,6 +21,9 @@ type Page struct {
 	After  *string
 	Last   *int
 	Before *string
+	// Count also counts the whole list, in the page's statement (one round trip instead
+	// of two when the client asks for totalCount).
+	Count bool
 }
 
 // Order orders a list by (sent_at, id); Desc is newest first.
@@ -251,10 +256,18 @@ func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o 
 	if o.Desc != backward {
 		dir = "DESC"
 	}
+	countQuery := `SELECT count(*) FROM ` + k.table + ` WHERE ` + base
+	cols, args := k.cols, q.args
+	if p.Count {
+		// An uncorrelated subquery: PostgreSQL counts once and repeats the total in
+		// every row of the page.
+		cols = k.cols + `, (` + countQuery + `) AS total`
+		args = append(slices.Clone(baseArgs), q.args...)
+	}
 	query := fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
-		k.cols, k.table, q.sql(), k.key, dir, alias, dir, n+1)
-	var rows []*T
-	if err := s.db.SelectContext(ctx, &rows, sqlx.Rebind(sqlx.DOLLAR, query), q.args...); err != nil {
+		cols, k.table, q.sql(), k.key, dir, alias, dir, n+1)
+	rows, total, err := selectWithTotal[T](ctx, s.db, sqlx.Rebind(sqlx.DOLLAR, query), args)
+	if err != nil {
 		return nil, translate(err)
 	}
 	more := len(rows) > n
@@ -290,12 +303,63 @@ func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o 
 			return nil, err
 		}
 	}
+	// The page's statement counted unless it was not asked to, or it returned no row
+	// to carry the total: then the list is empty, unless a cursor cut it.
+	counted := p.Count && (total != nil || (after == nil && before == nil))
 	pg.count = func(ctx context.Context) (int, error) {
-		var total int
-		err := s.db.GetContext(ctx, &total, sqlx.Rebind(sqlx.DOLLAR, `SELECT count(*) FROM `+k.table+` WHERE `+base), baseArgs...)
-		return total, translate(err)
+		if counted {
+			if total == nil {
+				return 0, nil
+			}
+			return *total, nil
+		}
+		var n int
+		err := s.db.GetContext(ctx, &n, sqlx.Rebind(sqlx.DOLLAR, countQuery), baseArgs...)
+		return n, translate(err)
 	}
 	return pg, nil
+}
+
+// selectWithTotal runs query and scans its rows into Ts, like sqlx's Select, except
+// for a column named total, which it returns (from the first row; nil without rows).
+func selectWithTotal[T any](ctx context.Context, q sqlx.QueryerContext, query string, args []any) ([]*T, *int, error) {
+	rows, err := q.QueryxContext(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, nil, err
+	}
+	traversals := rows.Mapper.TraversalsByName(reflect.TypeFor[T](), cols)
+	var out []*T
+	var total *int
+	var n int
+	dest := make([]any, len(cols))
+	for rows.Next() {
+		item := new(T)
+		v := reflect.ValueOf(item).Elem()
+		for i, tr := range traversals {
+			switch {
+			case cols[i] == "total":
+				dest[i] = &n
+			case len(tr) == 0:
+				return nil, nil, fmt.Errorf("select: no field for column %q", cols[i])
+			default:
+				dest[i] = reflectx.FieldByIndexes(v, tr).Addr().Interface()
+			}
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		if total == nil && slices.Contains(cols, "total") {
+			t := n
+			total = &t
+		}
+		out = append(out, item)
+	}
+	return out, total, rows.Err()
 }
 
 // pageSize validates the page arguments and returns the page size and direction.

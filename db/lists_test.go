@@ -153,6 +153,51 @@ func TestPagination(t *testing.T) {
 			t.Fatalf("total %d %v", n, err)
 		}
 	})
+	t.Run("CountInThePageStatement", func(t *testing.T) {
+		// Page.Count counts in the page's statement; the total must equal the separate
+		// count in every shape of page, including pages with no row to carry it.
+		live := len(f.liveIDs(ada))
+		first := pending(db.Order{}, db.Page{First: ptr(3)})
+		last := pending(db.Order{}, db.Page{Last: ptr(1)})
+		end := &last.Cursors[0] // nothing after the last row
+		for name, p := range map[string]db.Page{
+			"First":          {First: ptr(3)},
+			"FirstZero":      {First: ptr(0)},
+			"After":          {First: ptr(2), After: &first.Cursors[2]},
+			"AfterTheEnd":    {First: ptr(5), After: end},
+			"Last":           {Last: ptr(4)},
+			"BeforeTheStart": {Last: ptr(4), Before: &first.Cursors[0]},
+		} {
+			for _, desc := range []bool{false, true} {
+				separate := pending(db.Order{Desc: desc}, p)
+				p.Count = true
+				together := pending(db.Order{Desc: desc}, p)
+				p.Count = false
+				n1, err1 := separate.TotalCount(f.ctx)
+				n2, err2 := together.TotalCount(f.ctx)
+				if err1 != nil || err2 != nil || n1 != live || n2 != live || !equal(ids(separate), ids(together)) {
+					t.Fatalf("%s desc=%v: totals %d %d (want %d), errors %v %v, rows %v %v",
+						name, desc, n1, n2, live, err1, err2, ids(separate), ids(together))
+				}
+			}
+		}
+		nobody := f.member("nobody")
+		c, err := f.store.PendingInvitations(f.ctx, nobody, db.PendingFilter{}, db.Order{}, db.Page{Count: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.TotalCount(f.ctx); err != nil || n != 0 {
+			t.Fatalf("empty list: total %d, %v", n, err)
+		}
+		old := 30
+		c, err = f.store.PendingInvitations(f.ctx, ada, db.PendingFilter{OlderThanDays: &old}, db.Order{}, db.Page{Count: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.TotalCount(f.ctx); err != nil || n != 0 || len(c.Invitations) != 0 {
+			t.Fatalf("filtered to nothing: total %d, %v", n, err)
+		}
+	})
 	t.Run("BadPages", func(t *testing.T) {
 		bad := "not-a-cursor"
 		for name, p := range map[string]db.Page{

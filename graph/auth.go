@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -32,9 +33,56 @@ type viewerState struct {
 }
 
 // Authenticator verifies bearer tokens: HS256 JWTs whose `sub` is a member handle.
+// Use it through a pointer.
 type Authenticator struct {
 	Secret []byte
 	Store  *db.Store
+	// Now is the clock tokens are checked against; nil is time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	verified map[string]*Claims // tokens whose signature checked out, by token
+}
+
+// maxVerifiedTokens bounds the verified-token cache (about 0.5 KB a token); when it
+// is full it starts over.
+const maxVerifiedTokens = 10_000
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// verify checks the token's signature, algorithm and times, and returns its claims.
+// A client sends the same token with every request, so a token whose signature
+// checked out is kept: later requests skip the HMAC and the JSON decoding and only
+// check the expiry again. The cache key is the whole token, signature included, so a
+// forged or altered token never matches an entry.
+func (a *Authenticator) verify(token string) (*Claims, error) {
+	a.mu.Lock()
+	claims, ok := a.verified[token]
+	a.mu.Unlock()
+	if ok {
+		if claims.ExpiresAt != nil && !a.now().Before(claims.ExpiresAt.Time) {
+			return nil, jwt.ErrTokenExpired
+		}
+		return claims, nil
+	}
+	claims = &Claims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return a.Secret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(a.now))
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if a.verified == nil || len(a.verified) >= maxVerifiedTokens {
+		a.verified = make(map[string]*Claims)
+	}
+	a.verified[token] = claims
+	a.mu.Unlock()
+	return claims, nil
 }
 
 // Middleware puts the request's viewer, or the reason there is none, in the context.
@@ -60,9 +108,7 @@ func (a *Authenticator) authenticateHeader(ctx context.Context, header string) v
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return viewerState{err: "the Authorization header must be: Bearer <token>"}
 	}
-	claims := &Claims{}
-	_, err := jwt.ParseWithClaims(strings.TrimSpace(token), claims, func(*jwt.Token) (any, error) { return a.Secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}))
+	claims, err := a.verify(strings.TrimSpace(token))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return viewerState{err: "the token has expired"}

@@ -4,14 +4,32 @@ import (
 	"context"
 	"errors"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/vikstrous/dataloadgen"
 
 	"invitations/db"
 	"invitations/graph/model"
 )
 
-func page(first *int, after *string, last *int, before *string) db.Page {
-	return db.Page{First: first, After: after, Last: last, Before: before}
+// page is a list's page arguments; when the client selected totalCount, the repository
+// counts in the page's statement.
+func page(ctx context.Context, first *int, after *string, last *int, before *string) db.Page {
+	return db.Page{First: first, After: after, Last: last, Before: before, Count: selected(ctx, "totalCount")}
+}
+
+// selected reports whether the current field's selection set (fragments, @skip and
+// @include applied) asks for the child field name.
+func selected(ctx context.Context, name string) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil {
+		return false
+	}
+	for _, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, []string{fc.Field.Definition.Type.Name()}) {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // order maps the GraphQL order; newest first when omitted.

@@ -260,7 +260,7 @@ func (r *queryResolver) PendingInvitations(ctx context.Context, filter *model.Pe
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), page(first, after, last, before)))
+	return connection(r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), page(ctx, first, after, last, before)))
 }
 
 // ReceivedInvitations is the resolver for the receivedInvitations field.
@@ -269,7 +269,7 @@ func (r *queryResolver) ReceivedInvitations(ctx context.Context, orderBy *model.
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), page(first, after, last, before)))
+	return connection(r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), page(ctx, first, after, last, before)))
 }
 
 // SentInvitations is the resolver for the sentInvitations field.
@@ -278,7 +278,7 @@ func (r *queryResolver) SentInvitations(ctx context.Context, filter *model.SentI
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), page(first, after, last, before)))
+	return connection(r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), page(ctx, first, after, last, before)))
 }
 
 // InvitationQuota is the resolver for the invitationQuota field.
@@ -299,7 +299,7 @@ func (r *queryResolver) Notifications(ctx context.Context, unreadOnly *bool, fir
 	if err != nil {
 		return nil, err
 	}
-	pg, err := r.Store.Notifications(ctx, v.Member.ID, unreadOnly != nil && *unreadOnly, page(first, after, last, before))
+	pg, err := r.Store.Notifications(ctx, v.Member.ID, unreadOnly != nil && *unreadOnly, page(ctx, first, after, last, before))
 	if err != nil {
 		return nil, err
 	}
