@@ -28,6 +28,7 @@ type wrkResult struct {
 	GQL        int            `json:"gql"`
 	Withdrawn  int            `json:"withdrawn"`
 	Wrapped    int            `json:"wrapped"`
+	Ended      int            `json:"ended"` // the requests ran out before the time did
 	Codes      map[string]int `json:"codes"`
 	Samples    []string       `json:"-"`
 
@@ -67,12 +68,15 @@ func (m cpuMeter) read() (server, pg time.Duration, err error) {
 
 // runWrk drives the server with the requests in file for d over conns connections
 // (one wrk thread), waiting delay before each request when delay > 0, starting at the
-// file's request skip.
-func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns int, d time.Duration, delay time.Duration, skip int) (*wrkResult, error) {
+// file's request skip. With once, the run ends early rather than send a request twice.
+func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns int, d time.Duration, delay time.Duration, skip int, once bool) (*wrkResult, error) {
 	cmd := exec.CommandContext(ctx, "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
 		"--timeout", "10s", "-s", luaPath, url+"/query")
 	cmd.Env = append(os.Environ(), "BENCH_REQUESTS="+file, "BENCH_DELAY_MS="+strconv.FormatInt(delay.Milliseconds(), 10),
 		"BENCH_START="+strconv.Itoa(skip))
+	if once {
+		cmd.Env = append(cmd.Env, "BENCH_ONCE=1")
+	}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	s0, p0, err := m.read()

@@ -255,7 +255,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		if bc.writes {
 			warmFile = reqFiles["warm"]
 		}
-		if _, err := runWrk(ctx, meter, srv.url, e.lua, warmFile, o.connections, o.warmup.Round(time.Second)+time.Second, 0, 0); err != nil {
+		if _, err := runWrk(ctx, meter, srv.url, e.lua, warmFile, o.connections, o.warmup.Round(time.Second)+time.Second, 0, 0, bc.writes); err != nil {
 			return nil, err
 		}
 	}
@@ -263,10 +263,10 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if !bc.writes {
 		halfFile = reqFiles["peak"]
 	}
-	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0); err != nil {
+	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, bc.writes); err != nil {
 		return nil, err
 	}
-	res.half, err = e.halfPeak(ctx, meter, srv, halfFile, res.peak.rate())
+	res.half, err = e.halfPeak(ctx, meter, srv, halfFile, res.peak.rate(), bc.writes)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 // halfPeak measures latency at half the peak rate: twice the connections, each
 // waiting between requests. A short calibration run measures the latency at that load
 // to size the wait.
-func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file string, peak float64) (*wrkResult, error) {
+func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file string, peak float64, once bool) (*wrkResult, error) {
 	conns := 2 * e.o.connections
 	target := peak / 2
 	if target <= 0 {
@@ -297,7 +297,7 @@ func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file str
 	}
 	cycle := time.Duration(float64(conns) / target * float64(time.Second))
 	delay := cycle
-	calib, err := runWrk(ctx, m, srv.url, e.lua, file, conns, time.Second, delay, 0)
+	calib, err := runWrk(ctx, m, srv.url, e.lua, file, conns, time.Second, delay, 0, once)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file str
 		latency := time.Duration(float64(conns)/r*float64(time.Second)) - delay
 		delay = max(cycle-latency, time.Millisecond)
 	}
-	return runWrk(ctx, m, srv.url, e.lua, file, conns, e.o.duration, delay.Round(time.Millisecond), calib.Requests+conns)
+	return runWrk(ctx, m, srv.url, e.lua, file, conns, e.o.duration, delay.Round(time.Millisecond), calib.Requests+conns, once)
 }
 
 // checkAnswers records what the server answered that it should not have.

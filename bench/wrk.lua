@@ -2,10 +2,12 @@
 -- a line: token TAB JSON body) in order, wrapping around at the end, and tells apart
 -- what the server answered. BENCH_DELAY_MS, when set, waits that long before each
 -- request on a connection (the half-peak phase); BENCH_START skips that many requests
--- (those a calibration run used).
+-- (those a calibration run used); BENCH_ONCE=1 ends the run before a request would be
+-- sent twice (writes), instead of wrapping around.
 local path = os.getenv("BENCH_REQUESTS")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local start = tonumber(os.getenv("BENCH_START") or "0")
+local once = os.getenv("BENCH_ONCE") == "1"
 
 if delay_ms > 0 then
   function delay() return delay_ms end
@@ -26,7 +28,7 @@ function init(args)
       ["Content-Type"] = "application/json",
     }, line:sub(tab + 1))
   end
-  i, wrapped = start % #reqs, 0
+  i, wrapped, ended = start % #reqs, 0, 0
   ok, http, gql, withdrawn = 0, 0, 0, 0
   codes = {}
   sample = ""
@@ -34,6 +36,11 @@ end
 
 function request()
   i = i + 1
+  if once and i >= #reqs - 64 then
+    -- Leave room for the requests still in flight on other connections.
+    wrk.thread:stop()
+    ended = 1
+  end
   if i > #reqs then
     i, wrapped = 1, wrapped + 1
   end
@@ -62,10 +69,10 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local t = { ok = 0, http = 0, gql = 0, withdrawn = 0, wrapped = 0 }
+  local t = { ok = 0, http = 0, gql = 0, withdrawn = 0, wrapped = 0, ended = 0 }
   local all, samples = {}, {}
   for _, th in ipairs(threads) do
-    for _, k in ipairs({ "ok", "http", "gql", "withdrawn", "wrapped" }) do
+    for _, k in ipairs({ "ok", "http", "gql", "withdrawn", "wrapped", "ended" }) do
       t[k] = t[k] + th:get(k)
     end
     for code, n in pairs(th:get("codes")) do
@@ -81,10 +88,10 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"socket_errors":%d,' ..
-    '"ok":%d,"http":%d,"gql":%d,"withdrawn":%d,"wrapped":%d,"codes":{%s}}\n',
+    '"ok":%d,"http":%d,"gql":%d,"withdrawn":%d,"wrapped":%d,"ended":%d,"codes":{%s}}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.timeout,
-    t.ok, t.http, t.gql, t.withdrawn, t.wrapped, table.concat(parts, ",")))
+    t.ok, t.http, t.gql, t.withdrawn, t.wrapped, t.ended, table.concat(parts, ",")))
   for _, s in ipairs(samples) do
     io.write("BENCH_SAMPLE " .. s:gsub("\n", " ") .. "\n")
   end
