@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/jmoiron/sqlx/reflectx"
 )
 
 // Page selects a slice of a list, Relay style: First/After walk forwards, Last/Before
@@ -224,7 +222,7 @@ type page[T any] struct {
 // keysetPage runs a keyset-paginated query over k's rows matching q, in o's order,
 // cut by p. pos gives a row's (key, id) position for its cursor. Errors:
 // CodeBadUserInput for bad page arguments or cursors.
-func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
+func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset, q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
 	n, backward, err := pageSize(p)
 	if err != nil {
 		return nil, err
@@ -266,9 +264,18 @@ func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o 
 	}
 	query := fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
 		cols, k.table, q.sql(), k.key, dir, alias, dir, n+1)
-	rows, total, err := selectWithTotal[T](ctx, s.db, sqlx.Rebind(sqlx.DOLLAR, query), args)
+	var extra []any
+	var n0 int
+	if p.Count {
+		extra = []any{&n0}
+	}
+	rows, err := selectRows[T, P](ctx, s.db, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
 	if err != nil {
 		return nil, translate(err)
+	}
+	var total *int
+	if p.Count && len(rows) > 0 {
+		total = &n0
 	}
 	more := len(rows) > n
 	if more {
@@ -320,47 +327,6 @@ func keysetPage[T any](ctx context.Context, s *Store, k keyset, q *listQuery, o 
 	return pg, nil
 }
 
-// selectWithTotal runs query and scans its rows into Ts, like sqlx's Select, except
-// for a column named total, which it returns (from the first row; nil without rows).
-func selectWithTotal[T any](ctx context.Context, q sqlx.QueryerContext, query string, args []any) ([]*T, *int, error) {
-	rows, err := q.QueryxContext(ctx, query, args...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, nil, err
-	}
-	traversals := rows.Mapper.TraversalsByName(reflect.TypeFor[T](), cols)
-	var out []*T
-	var total *int
-	var n int
-	dest := make([]any, len(cols))
-	for rows.Next() {
-		item := new(T)
-		v := reflect.ValueOf(item).Elem()
-		for i, tr := range traversals {
-			switch {
-			case cols[i] == "total":
-				dest[i] = &n
-			case len(tr) == 0:
-				return nil, nil, fmt.Errorf("select: no field for column %q", cols[i])
-			default:
-				dest[i] = reflectx.FieldByIndexes(v, tr).Addr().Interface()
-			}
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, nil, err
-		}
-		if total == nil && slices.Contains(cols, "total") {
-			t := n
-			total = &t
-		}
-		out = append(out, item)
-	}
-	return out, total, rows.Err()
-}
 
 // pageSize validates the page arguments and returns the page size and direction.
 func pageSize(p Page) (n int, backward bool, err error) {

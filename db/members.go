@@ -2,8 +2,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"strings"
 	"time"
 
@@ -23,22 +21,14 @@ func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, err
 		return nil, translate(err)
 	}
 	defer conn.Close()
-	var m Member
-	err = conn.GetContext(ctx, &m, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, translate(err)
-	}
-	return &m, nil
+	m, err := getRow[Member](ctx, conn, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
+	return m, translate(err)
 }
 
 // MembersByID returns the members with these ids, in no particular order; ids with no
 // member are left out.
 func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
-	var ms []*Member
-	err := s.db.SelectContext(ctx, &ms, `SELECT `+memberColumns+` FROM members WHERE id = ANY($1)`, pq.Array(ids))
+	ms, err := selectRows[Member](ctx, s.db, nil, `SELECT `+memberColumns+` FROM members WHERE id = ANY($1)`, pq.Array(ids))
 	return ms, translate(err)
 }
 
@@ -91,8 +81,7 @@ SELECT m.id,
 // global lock order) and returns them keyed by id; missing ids are absent from the map.
 // FOR NO KEY UPDATE leaves foreign-key checks of concurrent inserts unblocked.
 func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Member, error) {
-	var ms []*Member
-	err := tx.SelectContext(ctx, &ms,
+	ms, err := selectRows[Member](ctx, tx, nil,
 		`SELECT `+memberColumns+` FROM members WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, pq.Array(ids))
 	if err != nil {
 		return nil, err

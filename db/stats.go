@@ -71,7 +71,13 @@ type SourceStats struct {
 // in mid-day, and the live invitations of the day in which the lifetime runs out); the
 // median from the time-to-accept rollup, which names the bucket holding it, and one
 // sorted read of that bucket.
-func (s *Store) InvitationStats(ctx context.Context, sender *int64, after, before *time.Time) (*Stats, error) {
+func (s *Store) InvitationStats(ctx context.Context, sender *int64, after, before *time.Time, opts ...StatsOption) (*Stats, error) {
+	weeks := true
+	for _, o := range opts {
+		if o == WithoutWeeks {
+			weeks = false
+		}
+	}
 	if after != nil && before != nil && !after.Before(*before) {
 		return nil, badInput("sentAfter", "sentAfter must be before sentBefore")
 	}
@@ -82,7 +88,7 @@ func (s *Store) InvitationStats(ctx context.Context, sender *int64, after, befor
 	var median *int
 	var err error
 	if sender != nil {
-		median, err = memberStats(ctx, s.db, t, *sender, r, cut)
+		median, err = memberStats(ctx, s.db, t, *sender, r, cut, weeks)
 	} else {
 		median, err = s.networkStats(ctx, t, r, cut)
 	}
@@ -93,6 +99,13 @@ func (s *Store) InvitationStats(ctx context.Context, sender *int64, after, befor
 	st.MedianTimeToAccept = median
 	return st, nil
 }
+
+// A StatsOption narrows what InvitationStats computes.
+type StatsOption int
+
+// WithoutWeeks leaves ByWeek empty for a member's statistics (for callers that do not
+// show it; the network's statistics ignore it).
+const WithoutWeeks StatsOption = 1
 
 // statsRange is [after, before), either bound nil for none, in whole microseconds
 // (PostgreSQL's precision).
@@ -151,49 +164,75 @@ func noteSplit(cond string) string {
 // memberStatsQuery counts one sender's invitations by class and week, source or note
 // (grouping sets over a first aggregation: g is GROUPING(week, source, note), week the
 // number of weeks since Monday 1969-12-29), then adds a row (g = 7) with the median
-// time to accept.
-var memberStatsQuery = `
-SELECT GROUPING(week, source, note) AS g, week, source, note, cls, sum(n) AS n, NULL::bigint AS median
-  FROM (SELECT floor((date_part('epoch', sent_at) + 259200) / 604800)::int AS week,
-               source COLLATE "C" AS source, note, (` + fmt.Sprintf(classify, "$4") + `)::"char" AS cls,
+// time to accept. memberStatsNoWeeksQuery leaves the weeks out (a third of the rows
+// or less) for callers that do not show them.
+var (
+	memberStatsQuery        = memberStatsSQL(true)
+	memberStatsNoWeeksQuery = memberStatsSQL(false)
+)
+
+func memberStatsSQL(weeks bool) string {
+	// With weeks: g = GROUPING(week, source, note) is 3, 5 or 6 by grouping set; without,
+	// GROUPING(source, note) + 4 gives the same 5 and 6.
+	g, outerWeek, innerWeek, groupBy, sets := `GROUPING(week, source, note)`, `week`,
+		`floor((date_part('epoch', sent_at) + 259200) / 604800)::int AS week,
+               `, `1, 2, 3, 4`, `(week, cls), (source, cls), (note, cls)`
+	if !weeks {
+		g, outerWeek, innerWeek, groupBy, sets = `GROUPING(source, note) + 4`, `NULL::int`, ``, `1, 2, 3`, `(source, cls), (note, cls)`
+	}
+	return `
+SELECT ` + g + ` AS g, ` + outerWeek + ` AS week, source, note, cls, sum(n) AS n, NULL::bigint AS median
+  FROM (SELECT ` + innerWeek + `source COLLATE "C" AS source, note, (` + fmt.Sprintf(classify, "$4") + `)::"char" AS cls,
                count(*) AS n
           FROM (` + noteSplit(`sender_id = $1 AND sent_at >= $2 AND sent_at < $3`) + `) i
-         GROUP BY 1, 2, 3, 4) r
- GROUP BY GROUPING SETS ((week, cls), (source, cls), (note, cls))
+         GROUP BY ` + groupBy + `) r
+ GROUP BY GROUPING SETS (` + sets + `)
 UNION ALL
 SELECT 7, NULL, NULL, NULL, NULL, 0, percentile_disc(0.5) WITHIN GROUP (ORDER BY invitation_tta_seconds(sent_at, responded_at))
   FROM (` + noteSplit(`sender_id = $1 AND sent_at >= $2 AND sent_at < $3 AND status = 'ACCEPTED'`) + `) a`
+}
 
 // epochWeek is week 0 of memberStatsQuery.
 var epochWeek = time.Date(1969, 12, 29, 0, 0, 0, 0, time.UTC)
 
-func memberStats(ctx context.Context, q sqlx.QueryerContext, t *tally, sender int64, r statsRange, cut time.Time) (*int, error) {
-	var rows []struct {
-		Grouping int     `db:"g"`
-		Week     *int64  `db:"week"`
-		Source   *string `db:"source"`
-		Note     *bool   `db:"note"`
-		Class    *string `db:"cls"`
-		N        int     `db:"n"`
-		Median   *int    `db:"median"`
+func memberStats(ctx context.Context, q sqlx.QueryerContext, t *tally, sender int64, r statsRange, cut time.Time, weeks bool) (*int, error) {
+	query := memberStatsQuery
+	if !weeks {
+		query = memberStatsNoWeeksQuery
 	}
-	if err := sqlx.SelectContext(ctx, q, &rows, memberStatsQuery, sender, lower(r.after), upper(r.before), cut); err != nil {
+	rows, err := q.QueryContext(ctx, query, sender, lower(r.after), upper(r.before), cut)
+	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var median *int
-	for _, row := range rows {
-		switch row.Grouping {
+	// Scanned by hand into reused variables: a member's statistics are about a hundred
+	// short rows.
+	var (
+		grouping, n   int
+		week, med     sql.NullInt64
+		source, class sql.NullString
+		note          sql.NullBool
+	)
+	for rows.Next() {
+		if err := rows.Scan(&grouping, &week, &source, &note, &class, &n, &med); err != nil {
+			return nil, err
+		}
+		switch grouping {
 		case 3:
-			t.week(epochWeek.Add(time.Duration(*row.Week)*7*Day)).add(*row.Class, row.N)
+			t.week(epochWeek.Add(time.Duration(week.Int64)*7*Day)).add(class.String, n)
 		case 5:
-			t.source(*row.Source).add(*row.Class, row.N)
+			t.source(source.String).add(class.String, n)
 		case 6:
-			t.note(*row.Note).add(*row.Class, row.N)
+			t.note(note.Bool).add(class.String, n)
 		case 7:
-			median = row.Median
+			if med.Valid {
+				m := int(med.Int64)
+				median = &m
+			}
 		}
 	}
-	return median, nil
+	return median, rows.Err()
 }
 
 // tally accumulates counts by week (Unix seconds of Monday 00:00 UTC), by source and

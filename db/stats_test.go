@@ -146,6 +146,21 @@ func (f *fixture) checkStats(label string, sender *int64, after, before *time.Ti
 	if got, want := render(st), f.truth(sender, after, before); got != want {
 		f.t.Fatalf("%s (sender %v, [%v, %v)):\ngot:\n%s\nwant:\n%s", label, deref(sender), deref(after), deref(before), got, want)
 	}
+	if sender == nil {
+		return
+	}
+	// Without weeks: the same statistics, ByWeek left empty.
+	lean, err := f.store.InvitationStats(f.ctx, sender, after, before, db.WithoutWeeks)
+	if err != nil {
+		f.t.Fatalf("%s without weeks: %v", label, err)
+	}
+	if len(lean.ByWeek) != 0 {
+		f.t.Fatalf("%s without weeks: %d weeks", label, len(lean.ByWeek))
+	}
+	st.ByWeek = nil
+	if got, want := render(lean), render(st); got != want {
+		f.t.Fatalf("%s without weeks:\ngot:\n%s\nwant:\n%s", label, got, want)
+	}
 }
 
 func deref[T any](p *T) any {

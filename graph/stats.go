@@ -17,7 +17,11 @@ func (r *Resolver) stats(ctx context.Context, network bool, after, before *time.
 		return nil, err
 	}
 	if !network {
-		return r.Store.InvitationStats(ctx, &v.Member.ID, after, before)
+		var opts []db.StatsOption
+		if !selected(ctx, "byWeek") {
+			opts = append(opts, db.WithoutWeeks)
+		}
+		return r.Store.InvitationStats(ctx, &v.Member.ID, after, before, opts...)
 	}
 	if !v.Admin {
 		return nil, &gqlerror.Error{Message: "network-wide analytics are for admins", Extensions: map[string]any{"code": "FORBIDDEN"}}
