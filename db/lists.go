@@ -327,7 +327,6 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset, q *lis
 	return pg, nil
 }
 
-
 // pageSize validates the page arguments and returns the page size and direction.
 func pageSize(p Page) (n int, backward bool, err error) {
 	if p.First != nil && p.Last != nil {
