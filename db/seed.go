@@ -2,22 +2,92 @@ package db
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
 )
 
 // SeedOptions size a generated network.
 type SeedOptions struct {
 	// Members and Invitations are how many to create (Invitations is approximate:
-	// every sender's count is rounded).
+	// every sender's count is rounded, and heavy senders send their share even when
+	// it exceeds Invitations).
 	Members     int
 	Invitations int
-	// Progress, if set, is called after each batch of senders with the invitations
-	// written so far.
+	// Progress, if set, is called as invitations are written, with how many so far
+	// and how many there will be in all.
 	Progress func(done, total int)
+	// Phase, if set, is called as each step begins, with a short label ("members",
+	// "invitations", "building indexes (3 of 13)", ...), so that a caller can show
+	// that the steps without a row count are not stuck.
+	Phase func(label string)
 }
 
-// seedBatch is how many senders one statement generates invitations for.
-const seedBatch = 500
+// Seed phase labels, in order (the index step is numbered, one label per index).
+const (
+	SeedPhaseMembers     = "members"
+	SeedPhaseInvitations = "invitations"
+	SeedPhaseConnections = "connections"
+	SeedPhaseIndexes     = "building indexes"
+	SeedPhaseForeignKeys = "checking foreign keys"
+	SeedPhaseRollups     = "rebuilding statistics rollups"
+	SeedPhaseAnalyze     = "analyzing"
+	SeedPhaseCommit      = "committing"
+)
+
+// seedNote is the personal note of seeded invitations that have one.
+const seedNote = "Hello, I would like to add you to my network."
+
+// seedSources are the invitation sources, picked pseudo-randomly.
+var seedSources = [...]string{"PROFILE", "SEARCH", "SUGGESTION", "ADDRESS_BOOK", "OTHER"}
+
+// seedStatsTrigger is the statement-level trigger that keeps the stats rollups (see
+// migration 0003) exact on insert. Seed disables it while it loads and rebuilds the
+// rollups with invitation_stats_rebuild() once, which is what that function is for.
+const seedStatsTrigger = "invitations_stats_insert"
+
+// seedTables are the tables Seed loads. Their secondary indexes, their unique
+// constraints (but primary keys and those a foreign key refers to) and their foreign
+// keys are dropped for the load and created again from their catalog definitions
+// before commit: one sort per index and one join per key instead of a B-tree
+// insertion and a lookup per row. The unique indexes and constraints that enforce a
+// rule (one live invitation per pair, one handle per member, ...) are among them:
+// creating one fails, and rolls the whole seed back, if a row breaks its rule.
+var seedTables = []string{"members", "invitations", "connections"}
+
+// seedDropped is an index or a constraint dropped for the load: Kind "i" for an
+// index, "u" for a unique constraint, "f" for a foreign key.
+type seedDropped struct {
+	Kind   string `db:"kind"`
+	Name   string `db:"name"`
+	Drop   string `db:"drop"`
+	Create string `db:"create"`
+}
+
+// seedDroppedQuery lists what Seed drops on the tables $1, unique constraints first
+// (the rules), then indexes, then foreign keys, each as DDL to drop and create it.
+const seedDroppedQuery = `
+SELECT kind, name, drop, "create" FROM (
+  SELECT 2 AS ord, 'i' AS kind, i.relname::text AS name, 'DROP INDEX ' || i.oid::regclass::text AS drop,
+         pg_get_indexdef(i.oid) AS "create", x.indrelid AS rel
+    FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+   WHERE x.indrelid = ANY ($1::regclass[])
+     AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.oid AND c.conrelid = x.indrelid)
+  UNION ALL
+  SELECT CASE c.contype WHEN 'u' THEN 1 ELSE 3 END, c.contype::text, c.conname::text,
+         format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
+         format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)),
+         c.conrelid
+    FROM pg_constraint c
+   WHERE c.conrelid = ANY ($1::regclass[])
+     AND (c.contype = 'f' OR c.contype = 'u' AND NOT EXISTS (
+           SELECT FROM pg_constraint r WHERE r.contype = 'f' AND r.conindid = c.conindid))
+) d
+ ORDER BY ord, rel, name`
 
 // Seed generates a realistic network for benchmarks into an empty database: members
 // (5% PREMIUM), and invitations with a heavy tail — 1% of members send hundreds to
@@ -26,11 +96,22 @@ const seedBatch = 500
 // sender's invitations are evenly spaced, so no 7-day window holds more than 84; each
 // sender invites distinct members, never one that invited them (recipients are the next
 // k members in id order, k < Members/2), so there is one live invitation per pair and no
-// invitation between connected members. Errors: the database already has members, or
-// the sizes are out of range.
+// invitation between connected members; a STANDARD sender's notes are at least 6.2
+// days apart, so no calendar month holds more than 5. Errors: the database already has
+// members, or the sizes are out of range.
+//
+// Everything happens in one transaction on one connection, so that an error or a
+// cancelled ctx leaves the database as it was (empty, with its indexes, keys and
+// triggers): the rows are generated here and streamed with COPY (this process
+// generates while the server writes), into tables whose secondary indexes, foreign
+// keys and stats trigger are dropped or disabled meanwhile and restored, exactly as
+// the migrations define them, before commit.
 func (s *Store) Seed(ctx context.Context, o SeedOptions) error {
 	if o.Members < 10 || o.Invitations < 0 {
 		return fmt.Errorf("seed: at least 10 members and no negative invitation count")
+	}
+	if o.Members > 1<<30 {
+		return fmt.Errorf("seed: at most %d members", 1<<30)
 	}
 	var existing int
 	if err := s.db.GetContext(ctx, &existing, `SELECT count(*) FROM members`); err != nil {
@@ -39,106 +120,436 @@ func (s *Store) Seed(ctx context.Context, o SeedOptions) error {
 	if existing > 0 {
 		return fmt.Errorf("seed: the database already has %d members; seed an empty one", existing)
 	}
-	now := s.Now()
-	_, err := s.db.ExecContext(ctx, `
-INSERT INTO members (handle, name, headline, plan, created_at)
-SELECT 'm' || g, 'Member ' || g, 'Seeded member', CASE WHEN g % 20 = 0 THEN 'PREMIUM' ELSE 'STANDARD' END, $2
-  FROM generate_series(1, $1) g`, o.Members, now.Add(-400*Day))
-	if err != nil {
-		return translate(err)
-	}
-	var first int64
-	if err := s.db.GetContext(ctx, &first, `SELECT min(id) FROM members`); err != nil {
-		return translate(err)
-	}
-	// Per-sender counts: heavy senders (every 100th) get 300..2,400; the others share
-	// the rest in proportion to a pseudo-random weight from 1 to 9.
-	maxK := min(2400, (o.Members-1)/2-1)
-	heavy := o.Members / 100
-	heavyTotal := 0
-	for i := 0; i < heavy; i++ {
-		heavyTotal += min(maxK, 300+(i*7919)%2101)
-	}
-	lightTotal := max(o.Invitations-heavyTotal, 0)
-	weightSum := 0
-	for i := 0; i < o.Members; i++ {
-		if i%100 != 99 {
-			weightSum += 1 + (i*2654435761)%9
+	phase := func(label string) {
+		if o.Phase != nil {
+			o.Phase(label)
 		}
 	}
-	// One connection without the statement timeout the server's pool sets: a batch is
-	// a long statement by design.
+	g := newSeedGen(o.Members, o.Invitations, s.Now(), s.limits.TTL)
+	// A first pass counts the invitations and each member's connections (accepted
+	// invitations), so that members are written with their final connection_count
+	// instead of being updated afterwards.
+	connections := make([]int32, o.Members)
+	total := 0
+	for p := range o.Members {
+		k := g.k(p)
+		total += k
+		for j := 1; j <= k; j++ {
+			if r := g.row(p, j); r.status == "ACCEPTED" {
+				connections[p]++
+				connections[r.recipient]++
+			}
+		}
+	}
+
 	conn, err := s.db.Connx(ctx)
 	if err != nil {
 		return translate(err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SET statement_timeout = 0`); err != nil {
-		return translate(err)
-	}
-	done := 0
-	for lo := 0; lo < o.Members; lo += seedBatch {
-		hi := min(lo+seedBatch, o.Members)
-		res, err := conn.ExecContext(ctx, seedInvitations, first, o.Members, lo, hi, maxK, lightTotal, weightSum, now, now.Add(-s.limits.TTL))
-		if err != nil {
-			return translate(err)
+	step := "starting"
+	exec := func(query string, args ...any) error {
+		if _, err := conn.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("seed: %s: %w", step, err)
 		}
-		n, _ := res.RowsAffected()
-		done += int(n)
-		if o.Progress != nil {
-			o.Progress(done, o.Invitations)
-		}
+		return nil
 	}
-	_, err = conn.ExecContext(ctx, `
+	if err := exec(`BEGIN`); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Roll back whatever was done. If the connection is unusable (a cancelled
+		// context marks it bad), closing it makes the server roll back instead; a
+		// connection left in a transaction must never go back to the pool.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(rctx, `ROLLBACK`); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	// Settings for this transaction only: the pool's timeouts would end the long
+	// statements; the index builds' sorts, and the sorts, joins and aggregates that
+	// order the connections, check the foreign keys and rebuild the rollups, get more
+	// memory; the one commit need not wait for its WAL flush (a crash before it is
+	// durable loses a seed, which is re-run). The tables stay logged, as the
+	// migrations define them.
+	step = "locking the tables"
+	if err := exec(`SET LOCAL statement_timeout = 0;
+SET LOCAL idle_in_transaction_session_timeout = 0;
+SET LOCAL maintenance_work_mem = '512MB';
+SET LOCAL work_mem = '256MB';
+SET LOCAL synchronous_commit = off;
+LOCK TABLE members, invitations, connections IN ACCESS EXCLUSIVE MODE`); err != nil {
+		return err
+	}
+	step = "checking the database is empty"
+	if err := conn.GetContext(ctx, &existing, `SELECT count(*) FROM members`); err != nil {
+		return fmt.Errorf("seed: %s: %w", step, err)
+	}
+	if existing > 0 {
+		return fmt.Errorf("seed: the database already has %d members; seed an empty one", existing)
+	}
+	step = "reading the schema"
+	var dropped []seedDropped
+	err = conn.SelectContext(ctx, &dropped, seedDroppedQuery, pq.Array(seedTables))
+	if err != nil {
+		return fmt.Errorf("seed: %s: %w", step, err)
+	}
+	step = "preparing the tables"
+	var ddl strings.Builder
+	fmt.Fprintf(&ddl, "ALTER TABLE invitations DISABLE TRIGGER %s;\n", pq.QuoteIdentifier(seedStatsTrigger))
+	for _, d := range dropped {
+		ddl.WriteString(d.Drop + ";\n")
+	}
+	if err := exec(ddl.String()); err != nil {
+		return err
+	}
+
+	phase(SeedPhaseMembers)
+	step = "members"
+	counts := make([]string, o.Members)
+	for i, n := range connections {
+		counts[i] = strconv.Itoa(int(n))
+	}
+	if err := exec(`
+INSERT INTO members (handle, name, headline, plan, connection_count, created_at)
+SELECT 'm' || g, 'Member ' || g, 'Seeded member', CASE WHEN g % 20 = 0 THEN 'PREMIUM' ELSE 'STANDARD' END, n, $2
+  FROM unnest($1::int[]) WITH ORDINALITY AS c(n, g)
+ ORDER BY g`, "{"+strings.Join(counts, ",")+"}", g.now.Add(-400*Day)); err != nil {
+		return err
+	}
+	counts, connections = nil, nil
+	var first, last int64
+	if err := conn.QueryRowContext(ctx, `SELECT min(id), max(id) FROM members`).Scan(&first, &last); err != nil {
+		return fmt.Errorf("seed: %s: %w", step, err)
+	}
+	if last-first != int64(o.Members-1) {
+		return fmt.Errorf("seed: member ids %d to %d are not consecutive", first, last)
+	}
+
+	phase(SeedPhaseInvitations)
+	step = "invitations"
+	if o.Progress != nil {
+		o.Progress(0, total)
+	}
+	if err := g.copyInvitations(ctx, conn.Raw, first, total, o.Progress); err != nil {
+		return fmt.Errorf("seed: %s: %w", step, err)
+	}
+
+	phase(SeedPhaseConnections)
+	step = "connections"
+	if err := exec(`
 INSERT INTO connections (member_a, member_b, since)
 SELECT LEAST(sender_id, recipient_id), GREATEST(sender_id, recipient_id), responded_at
   FROM invitations WHERE status = 'ACCEPTED'
-ON CONFLICT DO NOTHING;
-UPDATE members m SET connection_count = c.n
-  FROM (SELECT id, count(*) AS n FROM (SELECT member_a AS id FROM connections UNION ALL SELECT member_b FROM connections) x GROUP BY id) c
- WHERE m.id = c.id;
-ANALYZE members; ANALYZE invitations; ANALYZE connections`)
-	return translate(err)
+ ORDER BY 1, 2`); err != nil {
+		return err
+	}
+
+	builds := 0
+	for _, d := range dropped {
+		if d.Kind != "f" {
+			builds++
+		}
+	}
+	built := 0
+	for _, d := range dropped {
+		if d.Kind == "f" {
+			continue
+		}
+		built++
+		phase(fmt.Sprintf("%s (%d of %d)", SeedPhaseIndexes, built, builds))
+		step = "building " + d.Name
+		if err := exec(d.Create); err != nil {
+			return err
+		}
+	}
+	phase(SeedPhaseForeignKeys)
+	step = SeedPhaseForeignKeys
+	ddl.Reset()
+	for _, d := range dropped {
+		if d.Kind == "f" {
+			ddl.WriteString(d.Create + ";\n")
+		}
+	}
+	if err := exec(ddl.String()); err != nil {
+		return err
+	}
+	phase(SeedPhaseRollups)
+	step = SeedPhaseRollups
+	if err := exec(fmt.Sprintf(`ALTER TABLE invitations ENABLE TRIGGER %s; SELECT invitation_stats_rebuild()`, pq.QuoteIdentifier(seedStatsTrigger))); err != nil {
+		return err
+	}
+	phase(SeedPhaseAnalyze)
+	step = SeedPhaseAnalyze
+	if err := exec(`ANALYZE members, invitations, connections`); err != nil {
+		return err
+	}
+	phase(SeedPhaseCommit)
+	step = SeedPhaseCommit
+	if err := ctx.Err(); err != nil { // cancelled in time: roll back rather than race the commit
+		return fmt.Errorf("seed: %w", err)
+	}
+	if err := exec(`COMMIT`); err != nil {
+		return err
+	}
+	committed = true
+	return nil
 }
 
-// seedInvitations writes the invitations of senders lo..hi-1 (0-based positions in id
-// order). $1 first member id, $2 members, $5 largest per-sender count, $6 invitations
-// shared by light senders, $7 sum of their weights, $8 now, $9 now − lifetime. Pseudo-random choices come
-// from hashes of (position, j), so a seed is reproducible.
-const seedInvitations = `
-WITH senders AS (
-  SELECT p, $1::bigint + p AS id,
-         CASE WHEN p % 100 = 99 THEN LEAST($5::int, 300 + ((p / 100) * 7919) % 2101)
-              ELSE LEAST($5::int, round($6::numeric * (1 + (p::bigint * 2654435761) % 9) / $7)::int) END AS k
-    FROM generate_series($3::int, $4::int - 1) p
-), rows AS (
-  SELECT s.id AS sender_id,
-         $1::bigint + (s.p + j) % $2 AS recipient_id,
-         $8::timestamptz - (j - 0.5)::float8 * (interval '200 days' / s.k) AS sent_at,
-         (s.p + 1) % 20 = 0 AS premium,
-         -- STANDARD: a note on every m-th invitation, m spanning 6.2 days, so no calendar
-         -- month holds more than 5.
-         j % greatest(1, ceil(6.2 * s.k / 200.0)::int) = 0 AS note_slot,
-         abs(hashtext(s.p || ':' || j)) % 100 AS r,
-         abs(hashtext(j || ':' || s.p)) % 1000 AS r2
-    FROM senders s, generate_series(1, s.k) j
-   WHERE s.k > 0
-), classified AS (
-  SELECT *, CASE
-           WHEN sent_at > $8::timestamptz - interval '14 days' THEN
-             CASE WHEN r < 70 THEN 'PENDING' WHEN r < 85 THEN 'ACCEPTED' WHEN r < 90 THEN 'IGNORED' ELSE 'WITHDRAWN' END
-           ELSE
-             CASE WHEN r < 45 THEN 'ACCEPTED' WHEN r < 60 THEN 'WITHDRAWN' WHEN r < 75 THEN 'IGNORED' ELSE 'PENDING' END
-         END AS stored,
-         LEAST(sent_at + r2 * interval '15 minutes', $8::timestamptz) AS answered
-    FROM rows
-)
-INSERT INTO invitations (sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at)
-SELECT sender_id, recipient_id,
-       CASE WHEN (premium AND r2 % 3 = 0) OR (NOT premium AND note_slot) THEN 'Hello, I would like to add you to my network.' END,
-       (ARRAY['PROFILE', 'SEARCH', 'SUGGESTION', 'ADDRESS_BOOK', 'OTHER'])[1 + r2 % 5],
-       CASE WHEN stored IN ('PENDING', 'IGNORED') AND sent_at <= $9::timestamptz THEN 'EXPIRED' ELSE stored END,
-       sent_at,
-       CASE WHEN stored IN ('ACCEPTED', 'IGNORED') THEN answered END,
-       CASE WHEN stored = 'WITHDRAWN' THEN answered END
-  FROM classified`
+// seedGen decides every seeded invitation from its sender's position p (0-based, in
+// member id order) and its rank j (1..k) among that sender's invitations, newest first.
+// Pseudo-random choices come from a hash of (p, j), so a seed is reproducible.
+type seedGen struct {
+	members    int
+	maxK       int   // the largest per-sender count, < members/2
+	lightTotal int64 // invitations shared by the light senders
+	weightSum  int64 // the sum of their weights
+	now        time.Time
+	nowUs      int64 // now, in microseconds since the epoch
+	expiredUs  int64 // a live invitation sent at or before this is stored EXPIRED
+}
+
+// seedSpan is how far back invitations go, in microseconds.
+const seedSpan = int64(200 * Day / time.Microsecond)
+
+func newSeedGen(members, invitations int, now time.Time, ttl time.Duration) *seedGen {
+	g := &seedGen{members: members, maxK: min(2400, (members-1)/2-1), now: now, nowUs: now.UnixMicro()}
+	// Rounded up, so that a row stored live is never past its lifetime at full precision.
+	g.expiredUs = now.Add(-ttl).UnixMicro() + 1
+	// Per-sender counts: heavy senders (every 100th) get 300..2,400; the others share
+	// the rest in proportion to a pseudo-random weight from 1 to 9.
+	heavyTotal := 0
+	for i := 0; i < members/100; i++ {
+		heavyTotal += min(g.maxK, 300+(i*7919)%2101)
+	}
+	g.lightTotal = int64(max(invitations-heavyTotal, 0))
+	for p := 0; p < members; p++ {
+		if p%100 != 99 {
+			g.weightSum += seedWeight(p)
+		}
+	}
+	return g
+}
+
+func seedWeight(p int) int64 { return 1 + (int64(p)*2654435761)%9 }
+
+// k is how many invitations the sender at position p sends.
+func (g *seedGen) k(p int) int {
+	if p%100 == 99 {
+		return min(g.maxK, 300+((p/100)*7919)%2101)
+	}
+	if g.weightSum == 0 {
+		return 0
+	}
+	// lightTotal × weight ÷ weightSum, rounded half up.
+	n := g.lightTotal * seedWeight(p)
+	return min(g.maxK, int((2*n+g.weightSum)/(2*g.weightSum)))
+}
+
+// seedRow is one invitation; times are microseconds since the epoch, 0 for none.
+type seedRow struct {
+	recipient int // position
+	status    string
+	source    string
+	note      bool
+	sentAt    int64
+	responded int64
+	withdrawn int64
+}
+
+// row is the sender at position p's j-th invitation (1 = newest). Its invitations are
+// evenly spaced over 200 days (at least 2 hours apart, k ≤ 2,400), so that no 7-day
+// window holds more than 84; a STANDARD sender's notes are every m-th of them, at
+// least 6.2 days apart, so that no calendar month holds more than 5.
+func (g *seedGen) row(p, j int) seedRow {
+	k := int64(g.k(p))
+	h := seedHash(p, j)
+	r, r2 := int(h%100), int((h>>32)%1000)
+	sentAt := g.nowUs - (int64(2*j-1)*seedSpan)/(2*k)
+	var note bool
+	if (p+1)%20 == 0 { // PREMIUM: no monthly note quota
+		note = r2%3 == 0
+	} else {
+		m := max(1, (31*k+999)/1000) // ⌈6.2 × k / 200⌉
+		note = int64(j)%m == 0
+	}
+	var stored string
+	if sentAt > g.nowUs-int64(14*Day/time.Microsecond) {
+		switch {
+		case r < 70:
+			stored = "PENDING"
+		case r < 85:
+			stored = "ACCEPTED"
+		case r < 90:
+			stored = "IGNORED"
+		default:
+			stored = "WITHDRAWN"
+		}
+	} else {
+		switch {
+		case r < 45:
+			stored = "ACCEPTED"
+		case r < 60:
+			stored = "WITHDRAWN"
+		case r < 75:
+			stored = "IGNORED"
+		default:
+			stored = "PENDING"
+		}
+	}
+	answered := min(sentAt+int64(r2)*int64(15*time.Minute/time.Microsecond), g.nowUs)
+	row := seedRow{recipient: (p + j) % g.members, status: stored, source: seedSources[r2%5], note: note, sentAt: sentAt}
+	switch stored {
+	case "ACCEPTED":
+		row.responded = answered
+	case "IGNORED":
+		row.responded = answered
+		if sentAt <= g.expiredUs {
+			row.status = "EXPIRED"
+		}
+	case "PENDING":
+		if sentAt <= g.expiredUs {
+			row.status = "EXPIRED"
+		}
+	case "WITHDRAWN":
+		row.withdrawn = answered
+	}
+	return row
+}
+
+// seedHash mixes (p, j) into 64 pseudo-random bits (SplitMix64's finaliser).
+func seedHash(p, j int) uint64 {
+	z := (uint64(p)<<32 | uint64(uint32(j))) + 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// copyData is lib/pq's raw COPY stream: each call sends text-format rows (without
+// the last newline).
+type copyData interface {
+	CopyData(ctx context.Context, rows string) (driver.Result, error)
+}
+
+// copyInvitations streams every invitation with COPY, in chunks of rows it formats
+// itself, reporting progress about every 64k rows.
+func (g *seedGen) copyInvitations(ctx context.Context, raw func(func(any) error) error, first int64, total int, progress func(done, total int)) error {
+	return raw(func(dc any) error {
+		prep, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("the database driver (%T) cannot prepare a COPY", dc)
+		}
+		st, err := prep.PrepareContext(ctx, `COPY invitations (sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at) FROM STDIN`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cd, ok := st.(copyData)
+		if !ok {
+			return fmt.Errorf("the database driver's COPY statement (%T) cannot stream raw rows", st)
+		}
+		const chunk = 256 << 10
+		buf := make([]byte, 0, chunk+512)
+		done, reported := 0, 0
+		send := func() error {
+			if len(buf) == 0 {
+				return nil
+			}
+			_, err := cd.CopyData(ctx, string(buf[:len(buf)-1])) // CopyData adds the last newline
+			buf = buf[:0]
+			return err
+		}
+		for p := range g.members {
+			k := g.k(p)
+			sender := strconv.AppendInt(nil, first+int64(p), 10)
+			for j := 1; j <= k; j++ {
+				r := g.row(p, j)
+				buf = append(buf, sender...)
+				buf = append(buf, '\t')
+				buf = strconv.AppendInt(buf, first+int64(r.recipient), 10)
+				if r.note {
+					buf = append(buf, "\t"+seedNote+"\t"...)
+				} else {
+					buf = append(buf, "\t\\N\t"...)
+				}
+				buf = append(buf, r.source...)
+				buf = append(buf, '\t')
+				buf = append(buf, r.status...)
+				buf = append(buf, '\t')
+				buf = appendSeedTime(buf, r.sentAt)
+				buf = append(buf, '\t')
+				buf = appendSeedTime(buf, r.responded)
+				buf = append(buf, '\t')
+				buf = appendSeedTime(buf, r.withdrawn)
+				buf = append(buf, '\n')
+				done++
+				if len(buf) >= chunk {
+					if err := send(); err != nil {
+						return err
+					}
+					if progress != nil && done-reported >= 64<<10 {
+						progress(done, total)
+						reported = done
+					}
+				}
+			}
+		}
+		if err := send(); err != nil {
+			return err
+		}
+		if _, err := st.Exec(nil); err != nil { // ends the COPY and reports its errors
+			return err
+		}
+		if progress != nil {
+			progress(done, total)
+		}
+		return nil
+	})
+}
+
+// appendSeedTime appends a timestamp in microseconds as PostgreSQL's text input
+// ("2026-11-18 12:00:00.000000+00"), or \N for 0.
+func appendSeedTime(buf []byte, us int64) []byte {
+	if us == 0 {
+		return append(buf, `\N`...)
+	}
+	t := time.UnixMicro(us).UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	frac := int(us % 1_000_000)
+	if frac < 0 {
+		frac += 1_000_000
+	}
+	buf = appendDigits(buf, y, 4)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, int(mo), 2)
+	buf = append(buf, '-')
+	buf = appendDigits(buf, d, 2)
+	buf = append(buf, ' ')
+	buf = appendDigits(buf, h, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, mi, 2)
+	buf = append(buf, ':')
+	buf = appendDigits(buf, s, 2)
+	buf = append(buf, '.')
+	buf = appendDigits(buf, frac, 6)
+	return append(buf, "+00"...)
+}
+
+// appendDigits appends n (≥ 0) with at least width digits.
+func appendDigits(buf []byte, n, width int) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for n > 0 || width > 0 {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	return append(buf, tmp[i:]...)
+}

@@ -1,6 +1,8 @@
 package db_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"invitations/db"
@@ -11,11 +13,34 @@ import (
 func TestSeed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	schema := f.schema()
 	var calls int
-	err := f.store.Seed(f.ctx, db.SeedOptions{Members: 3000, Invitations: 60000, Progress: func(done, total int) { calls++ }})
+	var phases []string
+	err := f.store.Seed(f.ctx, db.SeedOptions{Members: 3000, Invitations: 60000,
+		Progress: func(done, total int) { calls++ },
+		Phase:    func(label string) { phases = append(phases, label) }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The indexes, keys and triggers dropped or disabled for the load are back, exactly.
+	if got := f.schema(); got != schema {
+		t.Fatalf("schema changed:\nbefore:\n%s\nafter:\n%s", schema, got)
+	}
+	if len(phases) < 5 || phases[0] != db.SeedPhaseMembers || phases[len(phases)-1] != db.SeedPhaseCommit ||
+		!strings.Contains(strings.Join(phases, "|"), db.SeedPhaseIndexes) {
+		t.Fatalf("phases %q", phases)
+	}
+	// The rollups, rebuilt after the load, count every invitation, equal a recompute,
+	// and are kept by the triggers again.
+	if got, want := f.scalar(`SELECT sum(n) FROM invitation_stats_daily`), f.scalar(`SELECT count(*) FROM invitations`); got != want {
+		t.Fatalf("daily rollup counts %d invitations, not %d", got, want)
+	}
+	if got, want := f.scalar(`SELECT sum(n) FROM invitation_stats_tta`), f.scalar(`SELECT count(*) FROM invitations WHERE status = 'ACCEPTED'`); got != want {
+		t.Fatalf("time-to-accept rollup counts %d accepted invitations, not %d", got, want)
+	}
+	f.checkRollups()
+	f.mustSend(f.member("after_seed_a"), f.member("after_seed_b"))
+	f.checkRollups()
 	n := f.scalar(`SELECT count(*) FROM invitations`)
 	if n < 50000 || n > 70000 || calls == 0 {
 		t.Fatalf("%d invitations, %d progress calls", n, calls)
@@ -51,4 +76,62 @@ func TestSeed(t *testing.T) {
 		t.Fatal("seeding a non-empty database")
 	}
 	t.Logf("seed: %d invitations; heaviest sender %d, median %d", n, heaviest, median)
+}
+
+// TestSeedCancelled cancels a seed at the start of each step: it fails and leaves the
+// database as it was (empty, same schema, triggers enabled), and a seed then succeeds.
+func TestSeedCancelled(t *testing.T) {
+	t.Parallel()
+	for _, at := range []string{db.SeedPhaseMembers, db.SeedPhaseInvitations, db.SeedPhaseConnections,
+		db.SeedPhaseIndexes, db.SeedPhaseForeignKeys, db.SeedPhaseRollups, db.SeedPhaseAnalyze, db.SeedPhaseCommit} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			schema := f.schema()
+			ctx, cancel := context.WithCancel(f.ctx)
+			defer cancel()
+			err := f.store.Seed(ctx, db.SeedOptions{Members: 300, Invitations: 3000, Phase: func(label string) {
+				if strings.HasPrefix(label, at) {
+					cancel()
+				}
+			}})
+			if err == nil {
+				t.Fatal("a cancelled seed succeeded")
+			}
+			if got := f.scalar(`SELECT (SELECT count(*) FROM members) + (SELECT count(*) FROM invitations) + (SELECT count(*) FROM connections)`); got != 0 {
+				t.Fatalf("%d rows left by a cancelled seed (%v)", got, err)
+			}
+			if got := f.schema(); got != schema {
+				t.Fatalf("schema changed by a cancelled seed (%v):\nbefore:\n%s\nafter:\n%s", err, schema, got)
+			}
+			if err := f.store.Seed(f.ctx, db.SeedOptions{Members: 300, Invitations: 3000}); err != nil {
+				t.Fatalf("seed after a cancelled one: %v", err)
+			}
+			f.checkRollups()
+		})
+	}
+}
+
+// schema lists the public schema's tables, indexes, constraints and triggers (with
+// whether each is enabled), to compare before and after a seed.
+func (f *fixture) schema() string {
+	f.t.Helper()
+	var s string
+	err := f.conn.Get(&s, `SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+  SELECT 'relation ' || relname || ' ' || relkind::text || relpersistence::text || ' ' || coalesce(reloptions::text, '') AS x
+    FROM pg_class WHERE relnamespace = 'public'::regnamespace
+  UNION ALL
+  SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+  UNION ALL
+  SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated
+    FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+  UNION ALL
+  SELECT 'trigger ' || tgenabled::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+  UNION ALL
+  SELECT 'key trigger ' || t.tgrelid::regclass || ' ' || c.conname || ' ' || t.tgfoid::regproc || ' ' || t.tgtype || ' ' || t.tgenabled::text
+    FROM pg_trigger t JOIN pg_constraint c ON c.oid = t.tgconstraint WHERE t.tgisinternal) s`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
 }
