@@ -170,12 +170,17 @@ func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script stri
 	cmd := exec.CommandContext(ctx, pgbenchPath(), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	before := children(m.postmaster)
 	_, p0, err := m.read()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("pgbench: %w\n%s", err, out.String())
+	}
+	// pgbench's backends exit as it does: count their CPU once it is the postmaster's.
+	if err := awaitReaped(m.postmaster, before); err != nil {
+		return nil, err
 	}
 	_, p1, err := m.read()
 	if err != nil {

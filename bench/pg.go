@@ -193,6 +193,45 @@ func clusterCPU(postmaster int) (time.Duration, error) {
 	return ticks(total), nil
 }
 
+// children are the postmaster's child processes.
+func children(postmaster int) map[int]bool {
+	out := map[int]bool{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readProcStat(pid); err == nil && st.ppid == postmaster {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// awaitReaped waits until every child of the postmaster that is not in before has
+// exited and been reaped (a zombie still shows in /proc), so that its CPU time has
+// moved into the postmaster's cutime and cstime: a backend that exits between the
+// reading of the postmaster and the scan of its children would count in neither.
+func awaitReaped(postmaster int, before map[int]bool) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		extra := 0
+		for pid := range children(postmaster) {
+			if !before[pid] {
+				extra++
+			}
+		}
+		if extra == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d PostgreSQL backends of the run did not exit within 10 s", extra)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // peakRSS is the server's resident-memory high-water mark (VmHWM), in bytes.
 func peakRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -43,7 +44,9 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 // mode with its request log, per-viewer and per-address rate limiting and metrics on.
 // The limiters are set high enough never to refuse a bench request (one address,
 // a few members sending thousands of requests a second), so their cost is measured
-// without their refusals. Background jobs are off: they are not requests.
+// without their refusals. Background jobs are off: they are not requests. The pool
+// has 4 connections per core (DB_MAX_CONNS; the default of 20 suits a larger database
+// server): more only add backends competing for the same cores.
 func startServer(ctx context.Context, bin, dsn, logPath, profile string) (*server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +67,7 @@ func startServer(ctx context.Context, bin, dsn, logPath, profile string) (*serve
 		"JWT_SECRET="+secretHex,
 		"PORT="+strconv.Itoa(port),
 		"APP_ENV=production",
-		"SWEEP_INTERVAL=0",
+		"SWEEP_INTERVAL=0", "DB_MAX_CONNS="+strconv.Itoa(4*runtime.NumCPU()),
 		"REMINDER_INTERVAL=0",
 		"RATE_LIMIT_VIEWER_RPS=1000000", "RATE_LIMIT_VIEWER_BURST=1000000",
 		"RATE_LIMIT_ADDRESS_RPS=1000000", "RATE_LIMIT_ADDRESS_BURST=1000000",

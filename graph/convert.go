@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"invitations/db"
@@ -63,11 +64,64 @@ func sentFilter(f *model.SentInvitationFilter) db.SentFilter {
 	return out
 }
 
-func connection(c *db.Connection, err error) (*model.InvitationConnection, error) {
+// connection wraps a page of invitations. When the client selected the invitations'
+// sender or recipient, it loads those members for the whole page in one batch of the
+// request's member loader, before the fields resolve.
+func (r *Resolver) connection(ctx context.Context, c *db.Connection, err error) (*model.InvitationConnection, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.Invitations) > 0 {
+		sender, recipient, status := memberSelections(ctx)
+		var ids []int64
+		for _, inv := range c.Invitations {
+			if sender {
+				ids = append(ids, inv.SenderID)
+			}
+			if recipient {
+				ids = append(ids, inv.RecipientID)
+			}
+		}
+		if len(ids) > 0 {
+			r.loadersFor(ctx).members.preload(ctx, ids, status)
+		}
+	}
 	return model.NewInvitationConnection(c), nil
+}
+
+// memberSelections reports whether the invitation connection being resolved selects
+// its invitations' sender or recipient (through edges.node or nodes), and whether one
+// of those selects connectionStatus.
+func memberSelections(ctx context.Context) (sender, recipient, status bool) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil || !graphql.HasOperationContext(ctx) {
+		return
+	}
+	oc := graphql.GetOperationContext(ctx)
+	invitation := func(sel ast.SelectionSet) {
+		for _, f := range graphql.CollectFields(oc, sel, invitationImplementors) {
+			if f.Name != "sender" && f.Name != "recipient" {
+				continue
+			}
+			sender, recipient = sender || f.Name == "sender", recipient || f.Name == "recipient"
+			for _, m := range graphql.CollectFields(oc, f.Selections, memberImplementors) {
+				status = status || m.Name == "connectionStatus"
+			}
+		}
+	}
+	for _, f := range graphql.CollectFields(oc, fc.Field.Selections, []string{"InvitationConnection"}) {
+		switch f.Name {
+		case "nodes":
+			invitation(f.Selections)
+		case "edges":
+			for _, e := range graphql.CollectFields(oc, f.Selections, []string{"InvitationEdge"}) {
+				if e.Name == "node" {
+					invitation(e.Selections)
+				}
+			}
+		}
+	}
+	return
 }
 
 // node resolves a global ID to what the viewer may see, or nil.

@@ -62,8 +62,8 @@ type ComplexityRoot struct {
 	Invitation struct {
 		AgeDays     func(childComplexity int) int
 		ExpiresAt   func(childComplexity int) int
-		ID          func(childComplexity int) int
 		Message     func(childComplexity int) int
+		NodeID      func(childComplexity int) int
 		Recipient   func(childComplexity int) int
 		RespondedAt func(childComplexity int) int
 		Sender      func(childComplexity int) int
@@ -152,8 +152,8 @@ type ComplexityRoot struct {
 		ConnectionStatus func(childComplexity int) int
 		Handle           func(childComplexity int) int
 		Headline         func(childComplexity int) int
-		ID               func(childComplexity int) int
 		Name             func(childComplexity int) int
+		NodeID           func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -169,9 +169,9 @@ type ComplexityRoot struct {
 
 	Notification struct {
 		CreatedAt  func(childComplexity int) int
-		ID         func(childComplexity int) int
 		Invitation func(childComplexity int) int
 		Kind       func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 		Read       func(childComplexity int) int
 	}
 
@@ -262,7 +262,6 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type InvitationResolver interface {
-	ID(ctx context.Context, obj *db.Invitation) (string, error)
 	Sender(ctx context.Context, obj *db.Invitation) (*db.Member, error)
 	Recipient(ctx context.Context, obj *db.Invitation) (*db.Member, error)
 
@@ -276,8 +275,6 @@ type InvitationSourceStatsResolver interface {
 	Source(ctx context.Context, obj *db.SourceStats) (model.InvitationSource, error)
 }
 type MemberResolver interface {
-	ID(ctx context.Context, obj *db.Member) (string, error)
-
 	ConnectionStatus(ctx context.Context, obj *db.Member) (model.ConnectionStatus, error)
 }
 type MutationResolver interface {
@@ -291,7 +288,6 @@ type MutationResolver interface {
 	MarkNotificationsRead(ctx context.Context, input model.MarkNotificationsReadInput) (*model.MarkNotificationsReadPayload, error)
 }
 type NotificationResolver interface {
-	ID(ctx context.Context, obj *db.Notification) (string, error)
 	Kind(ctx context.Context, obj *db.Notification) (model.NotificationKind, error)
 	Invitation(ctx context.Context, obj *db.Notification) (*db.Invitation, error)
 }
@@ -390,18 +386,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Invitation.ExpiresAt(childComplexity), true
-	case "Invitation.id":
-		if e.ComplexityRoot.Invitation.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Invitation.ID(childComplexity), true
 	case "Invitation.message":
 		if e.ComplexityRoot.Invitation.Message == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Invitation.Message(childComplexity), true
+	case "Invitation.id":
+		if e.ComplexityRoot.Invitation.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Invitation.NodeID(childComplexity), true
 	case "Invitation.recipient":
 		if e.ComplexityRoot.Invitation.Recipient == nil {
 			break
@@ -777,18 +773,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.Headline(childComplexity), true
-	case "Member.id":
-		if e.ComplexityRoot.Member.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Member.ID(childComplexity), true
 	case "Member.name":
 		if e.ComplexityRoot.Member.Name == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Member.Name(childComplexity), true
+	case "Member.id":
+		if e.ComplexityRoot.Member.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.NodeID(childComplexity), true
 
 	case "Mutation.acceptInvitation":
 		if e.ComplexityRoot.Mutation.AcceptInvitation == nil {
@@ -885,12 +881,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Notification.CreatedAt(childComplexity), true
-	case "Notification.id":
-		if e.ComplexityRoot.Notification.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Notification.ID(childComplexity), true
 	case "Notification.invitation":
 		if e.ComplexityRoot.Notification.Invitation == nil {
 			break
@@ -903,6 +893,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Notification.Kind(childComplexity), true
+	case "Notification.id":
+		if e.ComplexityRoot.Notification.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.NodeID(childComplexity), true
 	case "Notification.read":
 		if e.ComplexityRoot.Notification.Read == nil {
 			break
@@ -3246,7 +3242,7 @@ func (ec *executionContext) _Invitation_id(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Invitation_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Invitation().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3257,7 +3253,7 @@ func (ec *executionContext) _Invitation_id(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Invitation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Invitation", field, true, true, errors.New("field of type ID does not have child fields"))
+	return graphql.NewScalarFieldContext("Invitation", field, true, false, errors.New("field of type ID does not have child fields"))
 }
 
 func (ec *executionContext) _Invitation_sender(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
@@ -4739,7 +4735,7 @@ func (ec *executionContext) _Member_id(ctx context.Context, field graphql.Collec
 			return ec.fieldContext_Member_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Member().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -4750,7 +4746,7 @@ func (ec *executionContext) _Member_id(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_Member_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Member", field, true, true, errors.New("field of type ID does not have child fields"))
+	return graphql.NewScalarFieldContext("Member", field, true, false, errors.New("field of type ID does not have child fields"))
 }
 
 func (ec *executionContext) _Member_handle(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
@@ -5229,7 +5225,7 @@ func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.
 			return ec.fieldContext_Notification_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Notification().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -5240,7 +5236,7 @@ func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_Notification_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Notification", field, true, true, errors.New("field of type ID does not have child fields"))
+	return graphql.NewScalarFieldContext("Notification", field, true, false, errors.New("field of type ID does not have child fields"))
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *db.Notification) (ret graphql.Marshaler) {
@@ -8605,43 +8601,10 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Invitation")
 		case "id":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Invitation_id(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
+			out.Values[i] = ec._Invitation_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
-
-			if field.IsDeferred() {
-				deferredFieldSet.AddField(field)
-				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
-				})
-
-				for _, deferrable := range field.Deferrables {
-					view, ok := deferLabelToView[deferrable.Label]
-					if !ok {
-						view = deferredFieldSet.NewView()
-						deferLabelToView[deferrable.Label] = view
-					}
-					view.AddIndices(fieldIndex)
-				}
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "sender":
 			field := field
 
@@ -9471,43 +9434,10 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Member")
 		case "id":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Member_id(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
+			out.Values[i] = ec._Member_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
-
-			if field.IsDeferred() {
-				deferredFieldSet.AddField(field)
-				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
-				})
-
-				for _, deferrable := range field.Deferrables {
-					view, ok := deferLabelToView[deferrable.Label]
-					if !ok {
-						view = deferredFieldSet.NewView()
-						deferLabelToView[deferrable.Label] = view
-					}
-					view.AddIndices(fieldIndex)
-				}
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "handle":
 			out.Values[i] = ec._Member_handle(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9697,43 +9627,10 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Notification")
 		case "id":
-			field := field
-
-			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				defer func() {
-					if r := recover(); r != nil {
-						ec.Error(ctx, ec.Recover(ctx, r))
-					}
-				}()
-				res = ec._Notification_id(ctx, field, obj)
-				if res == graphql.Null {
-					atomic.AddUint32(&fs.Invalids, 1)
-				}
-				return res
+			out.Values[i] = ec._Notification_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
-
-			if field.IsDeferred() {
-				deferredFieldSet.AddField(field)
-				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
-				})
-
-				for _, deferrable := range field.Deferrables {
-					view, ok := deferLabelToView[deferrable.Label]
-					if !ok {
-						view = deferredFieldSet.NewView()
-						deferLabelToView[deferrable.Label] = view
-					}
-					view.AddIndices(fieldIndex)
-				}
-
-				// don't run the out.Concurrently() call below
-				out.Values[i] = graphql.Null
-				continue
-			}
-
-			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "kind":
 			field := field
 

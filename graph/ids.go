@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+
+	"invitations/db"
 )
 
 // Kinds of global IDs.
@@ -14,9 +16,7 @@ const (
 )
 
 // globalID returns the opaque Relay ID of an object: base64url of "Kind:id".
-func globalID(kind string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
-}
+func globalID(kind string, id int64) string { return db.NodeID(kind, id) }
 
 // parseGlobalID returns the kind and database id inside a global ID. ok is false for
 // anything malformed; callers treat that exactly like an id that does not exist.

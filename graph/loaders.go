@@ -239,6 +239,25 @@ func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, err
 	}
 }
 
+// preload fetches, at once and in one batch, the keys not asked for yet: for a caller
+// that knows every key it will need (a list resolver holding its page), so that the
+// resolvers asking later find their values instead of waiting for a batch to close.
+func (l *batchLoader[K, V]) preload(ctx context.Context, keys []K, hinted bool) {
+	l.mu.Lock()
+	b := &loadBatch[K, V]{hinted: hinted, ready: make(chan struct{})}
+	for _, k := range keys {
+		if _, ok := l.batches[k]; !ok {
+			b.keys = append(b.keys, k)
+			l.batches[k] = b
+		}
+	}
+	l.mu.Unlock()
+	defer close(b.ready)
+	if len(b.keys) > 0 {
+		b.vals, b.err = l.fetch(ctx, b.keys, hinted)
+	}
+}
+
 // prime records values fetched elsewhere, for keys not asked for yet.
 func (l *batchLoader[K, V]) prime(vals map[K]V) {
 	b := &loadBatch[K, V]{vals: vals, ready: make(chan struct{})}

@@ -12,11 +12,6 @@ import (
 	"time"
 )
 
-// ID is the resolver for the id field.
-func (r *invitationResolver) ID(ctx context.Context, obj *db.Invitation) (string, error) {
-	return globalID(kindInvitation, obj.ID), nil
-}
-
 // Sender is the resolver for the sender field.
 func (r *invitationResolver) Sender(ctx context.Context, obj *db.Invitation) (*db.Member, error) {
 	return r.member(ctx, obj.SenderID)
@@ -44,11 +39,6 @@ func (r *invitationQuotaResolver) Plan(ctx context.Context, obj *db.Quota) (mode
 
 func (r *invitationSourceStatsResolver) Source(ctx context.Context, obj *db.SourceStats) (model.InvitationSource, error) {
 	return model.InvitationSource(obj.Source), nil
-}
-
-// ID is the resolver for the id field.
-func (r *memberResolver) ID(ctx context.Context, obj *db.Member) (string, error) {
-	return globalID(kindMember, obj.ID), nil
 }
 
 // ConnectionStatus is the resolver for the connectionStatus field.
@@ -201,10 +191,6 @@ func (r *mutationResolver) MarkNotificationsRead(ctx context.Context, input mode
 	return p, nil
 }
 
-func (r *notificationResolver) ID(ctx context.Context, obj *db.Notification) (string, error) {
-	return globalID(kindNotification, obj.ID), nil
-}
-
 func (r *notificationResolver) Kind(ctx context.Context, obj *db.Notification) (model.NotificationKind, error) {
 	return model.NotificationKind(obj.Kind), nil
 }
@@ -260,7 +246,8 @@ func (r *queryResolver) PendingInvitations(ctx context.Context, filter *model.Pe
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), page(ctx, first, after, last, before)))
+	c, err := r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), page(ctx, first, after, last, before))
+	return r.connection(ctx, c, err)
 }
 
 // ReceivedInvitations is the resolver for the receivedInvitations field.
@@ -269,7 +256,8 @@ func (r *queryResolver) ReceivedInvitations(ctx context.Context, orderBy *model.
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), page(ctx, first, after, last, before)))
+	c, err := r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), page(ctx, first, after, last, before))
+	return r.connection(ctx, c, err)
 }
 
 // SentInvitations is the resolver for the sentInvitations field.
@@ -278,7 +266,8 @@ func (r *queryResolver) SentInvitations(ctx context.Context, filter *model.SentI
 	if err != nil {
 		return nil, err
 	}
-	return connection(r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), page(ctx, first, after, last, before)))
+	c, err := r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), page(ctx, first, after, last, before))
+	return r.connection(ctx, c, err)
 }
 
 // InvitationQuota is the resolver for the invitationQuota field.
