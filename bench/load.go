@@ -79,6 +79,9 @@ func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns in
 	}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := settle(m.postmaster); err != nil {
+		return nil, err
+	}
 	s0, p0, err := m.read()
 	if err != nil {
 		return nil, err
@@ -144,9 +147,10 @@ var (
 	pgbenchTPS = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 )
 
-// runPgbench runs script in prepared mode with conns clients for d, or for tx
-// transactions of one client when tx > 0.
-func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script string, vars map[string]string, conns int, d time.Duration, tx int) (*pgbenchResult, error) {
+// runPgbench runs script in prepared mode with conns clients for d, or for perClient
+// transactions of each client when perClient > 0 (a write script must not run a row of
+// bench_pg twice: the sequence would wrap around to rows already changed).
+func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script string, vars map[string]string, conns int, d time.Duration, perClient int) (*pgbenchResult, error) {
 	f, err := os.CreateTemp("", "bench-*.sql")
 	if err != nil {
 		return nil, err
@@ -158,10 +162,11 @@ func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script stri
 	f.Close()
 	host, port := c.pg.SocketDir(), c.pg.Port()
 	args := []string{"-n", "-M", "prepared", "-h", host, "-p", strconv.Itoa(port), "-U", "postgres", "-f", f.Name()}
-	if tx > 0 {
-		args = append(args, "-c1", "-t"+strconv.Itoa(tx))
+	args = append(args, "-c"+strconv.Itoa(conns), "-j1")
+	if perClient > 0 {
+		args = append(args, "-t"+strconv.Itoa(perClient))
 	} else {
-		args = append(args, "-c"+strconv.Itoa(conns), "-j1", "-T"+strconv.Itoa(int(d.Seconds())))
+		args = append(args, "-T"+strconv.Itoa(int(d.Seconds())))
 	}
 	for k, v := range vars {
 		args = append(args, "-D", k+"="+v)
@@ -170,6 +175,9 @@ func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script stri
 	cmd := exec.CommandContext(ctx, pgbenchPath(), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := settle(m.postmaster); err != nil {
+		return nil, err
+	}
 	before := children(m.postmaster)
 	_, p0, err := m.read()
 	if err != nil {

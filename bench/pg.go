@@ -25,7 +25,7 @@ type cluster struct {
 }
 
 // startCluster starts (creating on first use) the cluster under dir/pg, with
-// pg_stat_statements loaded for the statement check.
+// pg_stat_statements loaded for the statement check and autovacuum off.
 func startCluster(ctx context.Context, dir string) (*cluster, error) {
 	dataDir := filepath.Join(dir, "pg")
 	pg, err := embedpg.Start(ctx, embedpg.Options{DataDir: dataDir, Settings: map[string]string{
@@ -33,6 +33,11 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 		"max_connections":          "100",
 		"shared_preload_libraries": "pg_stat_statements",
 		"pg_stat_statements.max":   "1000",
+		// Autovacuum starts when a table crosses a threshold of changed rows, and its
+		// work (an ANALYZE of invitations costs about 0.6 s) would land in whichever
+		// phase crosses it, server or pgbench. The template is vacuumed and analysed
+		// once, after seeding; each case starts from a fresh copy.
+		"autovacuum": "off",
 	}})
 	if err != nil {
 		return nil, err
@@ -138,6 +143,7 @@ const clockTicks = 100
 
 // procStat is what /proc/<pid>/stat says of a process's parent and CPU time.
 type procStat struct {
+	state                        byte
 	ppid                         int
 	utime, stime, cutime, cstime int64 // clock ticks
 }
@@ -155,7 +161,7 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(f[i], 10, 64); return n }
 	// f[0] is field 3 (state): field k is f[k-3].
-	return procStat{ppid: int(num(1)), utime: num(11), stime: num(12), cutime: num(13), cstime: num(14)}, nil
+	return procStat{state: f[0][0], ppid: int(num(1)), utime: num(11), stime: num(12), cutime: num(13), cstime: num(14)}, nil
 }
 
 func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
@@ -227,6 +233,28 @@ func awaitReaped(postmaster int, before map[int]bool) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d PostgreSQL backends of the run did not exit within 10 s", extra)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// settle waits until no child of the postmaster is a zombie: the CPU time of a
+// backend or parallel worker that exited before a measurement began must not move
+// into the postmaster's cutime during it.
+func settle(postmaster int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		zombies := 0
+		for pid := range children(postmaster) {
+			if st, err := readProcStat(pid); err == nil && st.state == 'Z' {
+				zombies++
+			}
+		}
+		if zombies == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d exited PostgreSQL processes were not reaped within 10 s", zombies)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -160,8 +160,8 @@ func (e *runEnv) runCase(ctx context.Context, bc benchCase) (*caseResult, error)
 		pgRows = fmt.Sprintf("n > 1 AND (n - 2) %% %d = %d", len(phases), slices.Index(phases, "pg"))
 	}
 	// pgbench reads its parameters from bench_pg, one row a transaction, in turn.
+	var pgCount int64
 	if bc.script != "" {
-		var pgCount int64
 		if err := conn.GetContext(ctx, &pgCount, `SELECT count(*) FROM bench_req WHERE `+pgRows); err != nil {
 			return nil, err
 		}
@@ -274,7 +274,12 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		return nil, err
 	}
 	if script != "" {
-		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0); err != nil {
+		perClient := 0
+		if bc.writes {
+			// Each row once, at most the phase's length at the server's peak rate.
+			perClient = int(min(pgCount, max(int64(res.peak.rate()*o.duration.Seconds()), 100))) / o.connections
+		}
+		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, perClient); err != nil {
 			return nil, err
 		}
 		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0); err != nil {
@@ -458,7 +463,7 @@ func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, 
 	if err := e.resetStatements(ctx); err != nil {
 		return err
 	}
-	if _, err := runPgbench(ctx, cpuMeter{postmaster: mustPID(e.c)}, e.c, runDB, script, vars, 1, 0, 1); err != nil {
+	if _, err := runPgbench(ctx, cpuMeter{postmaster: mustPID(e.c)}, e.c, runDB, script, vars, 1, 0, 1); err != nil { // one transaction
 		return err
 	}
 	want, err := e.statements(ctx)
