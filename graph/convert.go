@@ -6,7 +6,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vikstrous/dataloadgen"
 
 	"invitations/db"
 	"invitations/graph/model"
@@ -178,7 +177,7 @@ func decodeInvitationIDs(ids []string) ([]int64, []bool) {
 // member loads a member through the request's loader; nil when there is none.
 func (r *Resolver) member(ctx context.Context, id int64) (*db.Member, error) {
 	m, err := r.loadersFor(ctx).members.Load(ctx, id)
-	if errors.Is(err, dataloadgen.ErrNotFound) {
+	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}
 	return m, err

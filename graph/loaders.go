@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/vikstrous/dataloadgen"
 
 	"invitations/db"
 	"invitations/graph/model"
 )
+
+// errNotFound is a loader's answer for a key with no value.
+var errNotFound = errors.New("not found")
 
 // loaders batch the per-object lookups of one request into one statement each, so a
 // page of 100 invitations costs the same few statements as a page of 1.
@@ -152,7 +154,7 @@ func (r *Resolver) nodes(ctx context.Context, ids []string) ([]model.Node, error
 func nodeThunk[T any](thunk func() (T, error)) func() (model.Node, error) {
 	return func() (model.Node, error) {
 		v, err := thunk()
-		if errors.Is(err, dataloadgen.ErrNotFound) {
+		if errors.Is(err, errNotFound) {
 			return nil, nil
 		}
 		if err != nil {
@@ -199,7 +201,7 @@ func newBatchLoader[K comparable, V any](fetch func(context.Context, []K, bool) 
 	return &batchLoader[K, V]{fetch: fetch, hint: hint, batches: map[K]*loadBatch[K, V]{}}
 }
 
-// Load returns the value of key; dataloadgen.ErrNotFound when there is none.
+// Load returns the value of key; errNotFound when there is none.
 func (l *batchLoader[K, V]) Load(ctx context.Context, key K) (V, error) {
 	return l.LoadThunk(ctx, key)()
 }
@@ -233,7 +235,7 @@ func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, err
 		}
 		v, ok := b.vals[key]
 		if !ok {
-			return zero, dataloadgen.ErrNotFound
+			return zero, errNotFound
 		}
 		return v, nil
 	}
