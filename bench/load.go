@@ -90,6 +90,7 @@ func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns in
 	if verbose {
 		before = processTicks(m.postmaster)
 	}
+	started := time.Now()
 	if err := cmd.Run(); err != nil {
 		if _, e := exec.LookPath("wrk"); e != nil {
 			return nil, fmt.Errorf("wrk is not installed (apt-get install wrk): %w", e)
@@ -124,6 +125,10 @@ func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns in
 	}
 	if !found {
 		return nil, fmt.Errorf("wrk printed no result:\n%s%s", out.String(), stderr.String())
+	}
+	if res.Ended > 0 {
+		// wrk reports its configured duration even when the script stopped it early.
+		res.DurationUS = min(res.DurationUS, time.Since(started).Microseconds())
 	}
 	return res, nil
 }

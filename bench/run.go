@@ -364,6 +364,9 @@ func printCase(w io.Writer, r *caseResult) {
 		fmt.Fprintf(w, "; raw SQL %.0f µs/tx (%.0f µs/tx at %.0f tx/s, less the parameter lookup's %.0f µs/tx at %.0f tx/s), ratio %.2f",
 			r.rawCPU(), r.raw.cpuPerTx(), r.raw.TPS, r.prelude.cpuPerTx(), r.prelude.TPS, r.ratio())
 	}
+	if r.peak.Ended > 0 {
+		fmt.Fprintf(w, "; the peak run used all its %d requests in %.1f s", r.peak.Requests, float64(r.peak.DurationUS)/1e6)
+	}
 	fmt.Fprintf(w, "; RSS %.0f MB\n", float64(r.rss)/(1<<20))
 }
 
@@ -384,18 +387,25 @@ func verdict(r *caseResult) string {
 	}
 }
 
+// cells are a result's columns: case, peak req/s, p50, p99, half-peak req/s and p99,
+// server and PostgreSQL µs a request, raw µs a transaction, ratio, verdict, RSS.
+func cells(r *caseResult) []string {
+	s, p := r.peak.cpuPerRequest()
+	raw, ratio := "—", "—"
+	if r.raw != nil {
+		raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
+	}
+	return []string{r.c.name, fmt.Sprintf("%.0f", r.peak.rate()), ms(r.peak.P50US), ms(r.peak.P99US),
+		fmt.Sprintf("%.0f", r.half.rate()), ms(r.half.P99US), fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", p),
+		raw, ratio, verdict(r), fmt.Sprintf("%.0f", float64(r.rss)/(1<<20))}
+}
+
 func printResults(w io.Writer, o options, results []*caseResult) {
 	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase\n", o.members, o.invitations, o.connections, o.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\ttarget\tRSS MB\t")
 	for _, r := range results {
-		s, p := r.peak.cpuPerRequest()
-		raw, ratio := "—", "—"
-		if r.raw != nil {
-			raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%.0f\t\n", r.c.name, r.peak.rate(), ms(r.peak.P50US), ms(r.peak.P99US),
-			r.half.rate(), ms(r.half.P99US), s, p, raw, ratio, verdict(r), float64(r.rss)/(1<<20))
+		fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
 	}
 	tw.Flush()
 }
@@ -404,13 +414,9 @@ func printMarkdown(w io.Writer, o options, results []*caseResult) {
 	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | target | server RSS MB |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
 	for _, r := range results {
-		s, p := r.peak.cpuPerRequest()
-		raw, ratio := "—", "—"
-		if r.raw != nil {
-			raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
-		}
-		fmt.Fprintf(w, "| (%s) %s | %.0f | %s | %s | %.0f | %s | %.0f | %.0f | %s | %s | %s | %.0f |\n", r.c.name, r.c.title, r.peak.rate(),
-			ms(r.peak.P50US), ms(r.peak.P99US), r.half.rate(), ms(r.half.P99US), s, p, raw, ratio, verdict(r), float64(r.rss)/(1<<20))
+		c := cells(r)
+		c[0] = fmt.Sprintf("(%s) %s", r.c.name, r.c.title)
+		fmt.Fprintf(w, "| %s |\n", strings.Join(c, " | "))
 	}
 }
 
