@@ -38,6 +38,11 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 		// phase crosses it, server or pgbench. The template is vacuumed and analysed
 		// once, after seeding; each case starts from a fresh copy.
 		"autovacuum": "off",
+		// Likewise checkpoints: one in a phase would charge it with flushing pages that
+		// earlier phases dirtied. The clone starts with one (CREATE DATABASE), and none
+		// comes until the next case's.
+		"checkpoint_timeout": "1h",
+		"max_wal_size":       "50GB",
 	}})
 	if err != nil {
 		return nil, err
