@@ -186,6 +186,12 @@ SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
 		{"receivedInvitations", 4, func(n int) request {
 			return request{fmt.Sprint("i", n), listQuery("receivedInvitations"), nil, n}
 		}},
+		// n notifications of received invitations, each with its invitation: viewer, the
+		// page with its totalCount, the invitations, their members, the statuses.
+		{"notifications", 5, func(n int) request {
+			return request{fmt.Sprint("i", n), `{ notifications(first: 100) { totalCount
+				edges { node { id kind invitation { ` + invitationFields + ` } } } } }`, nil, n}
+		}},
 		// Viewer, invitations, members, statuses.
 		{"nodes(invitations)", 4, func(n int) request {
 			return request{fmt.Sprint("s", n), nodesQuery, map[string]any{"ids": ids("Invitation",

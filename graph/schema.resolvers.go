@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"invitations/db"
 	"invitations/graph/model"
 	"time"
@@ -196,11 +197,13 @@ func (r *notificationResolver) Kind(ctx context.Context, obj *db.Notification) (
 }
 
 func (r *notificationResolver) Invitation(ctx context.Context, obj *db.Notification) (*db.Invitation, error) {
-	v, err := viewer(ctx)
-	if err != nil {
-		return nil, err
+	// Through the request's loader: a page of notifications reads its invitations in
+	// one statement, with the visibility rules of Store.Invitation.
+	inv, err := r.loadersFor(ctx).invitations.Load(ctx, obj.InvitationID)
+	if errors.Is(err, errNotFound) {
+		return nil, nil
 	}
-	return r.Store.Invitation(ctx, v.Member.ID, obj.InvitationID)
+	return inv, err
 }
 
 // Viewer is the resolver for the viewer field.
