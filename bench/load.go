@@ -20,6 +20,7 @@ import (
 type wrkResult struct {
 	Requests   int            `json:"requests"`
 	DurationUS int64          `json:"duration_us"`
+	MeanUS     int64          `json:"mean_us"`
 	P50US      int64          `json:"p50_us"`
 	P99US      int64          `json:"p99_us"`
 	Socket     int            `json:"socket_errors"`
@@ -90,7 +91,6 @@ func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns in
 	if verbose {
 		before = processTicks(m.postmaster)
 	}
-	started := time.Now()
 	if err := cmd.Run(); err != nil {
 		if _, e := exec.LookPath("wrk"); e != nil {
 			return nil, fmt.Errorf("wrk is not installed (apt-get install wrk): %w", e)
@@ -126,9 +126,11 @@ func runWrk(ctx context.Context, m cpuMeter, url, luaPath, file string, conns in
 	if !found {
 		return nil, fmt.Errorf("wrk printed no result:\n%s%s", out.String(), stderr.String())
 	}
-	if res.Ended > 0 {
-		// wrk reports its configured duration even when the script stopped it early.
-		res.DurationUS = min(res.DurationUS, time.Since(started).Microseconds())
+	if res.Ended > 0 && res.Requests > 0 {
+		// wrk reports its configured duration even when the script stopped early. Each
+		// connection sends its next request when the previous answer (and the delay)
+		// is done, so the run took requests × (mean latency + delay) ÷ connections.
+		res.DurationUS = min(res.DurationUS, int64(res.Requests)*(res.MeanUS+delay.Microseconds())/int64(conns))
 	}
 	return res, nil
 }

@@ -87,9 +87,9 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"socket_errors":%d,' ..
+    'BENCH {"requests":%d,"duration_us":%d,"mean_us":%d,"p50_us":%d,"p99_us":%d,"socket_errors":%d,' ..
     '"ok":%d,"http":%d,"gql":%d,"withdrawn":%d,"wrapped":%d,"ended":%d,"codes":{%s}}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, latency.mean, latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.timeout,
     t.ok, t.http, t.gql, t.withdrawn, t.wrapped, t.ended, table.concat(parts, ",")))
   for _, s in ipairs(samples) do
