@@ -292,8 +292,8 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 }
 
 // halfPeak measures latency at half the peak rate: twice the connections, each
-// waiting between requests. A short calibration run measures the latency at that load
-// to size the wait.
+// waiting between requests. Two short calibration runs measure the latency at that load
+// to size the wait (a closed loop runs at connections ÷ (latency + wait)).
 func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file string, peak float64, once bool) (*wrkResult, error) {
 	conns := 2 * e.o.connections
 	target := peak / 2
@@ -301,16 +301,19 @@ func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file str
 		return nil, fmt.Errorf("no requests completed at the peak")
 	}
 	cycle := time.Duration(float64(conns) / target * float64(time.Second))
-	delay := cycle
-	calib, err := runWrk(ctx, m, srv.url, e.lua, file, conns, time.Second, delay, 0, once)
-	if err != nil {
-		return nil, err
+	delay, used := cycle, 0
+	for range 2 {
+		calib, err := runWrk(ctx, m, srv.url, e.lua, file, conns, time.Second, delay.Round(time.Millisecond), used, once)
+		if err != nil {
+			return nil, err
+		}
+		used += calib.Requests + conns
+		if r := calib.rate(); r > 0 {
+			latency := time.Duration(float64(conns)/r*float64(time.Second)) - delay
+			delay = max(cycle-latency, time.Millisecond)
+		}
 	}
-	if r := calib.rate(); r > 0 {
-		latency := time.Duration(float64(conns)/r*float64(time.Second)) - delay
-		delay = max(cycle-latency, time.Millisecond)
-	}
-	return runWrk(ctx, m, srv.url, e.lua, file, conns, e.o.duration, delay.Round(time.Millisecond), calib.Requests+conns, once)
+	return runWrk(ctx, m, srv.url, e.lua, file, conns, e.o.duration, delay.Round(time.Millisecond), used, once)
 }
 
 // checkAnswers records what the server answered that it should not have.
