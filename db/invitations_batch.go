@@ -16,8 +16,7 @@ import (
 // withdrawn or expired) are absent, exactly as Invitation returns nil for them.
 func (s *Store) InvitationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Invitation, error) {
 	now := s.Now()
-	var rows []*Invitation
-	err := s.db.SelectContext(ctx, &rows, `
+	rows, err := selectRows[Invitation](ctx, s.db, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id = ANY($1) AND (sender_id = $2 OR recipient_id = $2)`, pq.Array(ids), viewer)
 	if err != nil {
@@ -35,8 +34,7 @@ SELECT `+invitationColumns+` FROM invitations
 // NotificationsByID returns viewer's notifications with these ids, keyed by id, in one
 // statement; the ones Notification would not return are absent.
 func (s *Store) NotificationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Notification, error) {
-	var rows []*Notification
-	err := s.db.SelectContext(ctx, &rows, sqlx.Rebind(sqlx.DOLLAR,
+	rows, err := selectRows[Notification](ctx, s.db, nil, sqlx.Rebind(sqlx.DOLLAR,
 		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
 		pq.Array(ids), viewer, s.Now().Add(-s.limits.TTL))
 	if err != nil {

@@ -17,14 +17,18 @@ func page(ctx context.Context, first *int, after *string, last *int, before *str
 	return db.Page{First: first, After: after, Last: last, Before: before, Count: selected(ctx, "totalCount")}
 }
 
-// selected reports whether the current field's selection set (fragments, @skip and
-// @include applied) asks for the child field name.
-func selected(ctx context.Context, name string) bool {
+// selected reports whether the current field's selection set (@skip and @include
+// applied) asks for the child field name, directly or in fragments on one of types
+// (by default the field's own type).
+func selected(ctx context.Context, name string, types ...string) bool {
 	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil {
+	if fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil || !graphql.HasOperationContext(ctx) {
 		return false
 	}
-	for _, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, []string{fc.Field.Definition.Type.Name()}) {
+	if len(types) == 0 {
+		types = []string{fc.Field.Definition.Type.Name()}
+	}
+	for _, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, types) {
 		if f.Name == name {
 			return true
 		}

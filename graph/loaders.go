@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
-
 	"invitations/db"
 	"invitations/graph/model"
 )
@@ -93,18 +91,7 @@ func newLoaders(store *db.Store) *loaders {
 // selects returns a test of whether the field resolved in a context selects the
 // Member field name (directly or in a fragment on Member or Node).
 func selects(name string) func(context.Context) bool {
-	return func(ctx context.Context) bool {
-		fc := graphql.GetFieldContext(ctx)
-		if fc == nil || !graphql.HasOperationContext(ctx) {
-			return false
-		}
-		for _, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), fc.Field.Selections, memberImplementors) {
-			if f.Name == name {
-				return true
-			}
-		}
-		return false
-	}
+	return func(ctx context.Context) bool { return selected(ctx, name, memberImplementors...) }
 }
 
 // loadersFor returns the request's loaders, or fresh ones outside a request.
