@@ -186,27 +186,15 @@ func clusterCPU(postmaster int) (time.Duration, error) {
 		return 0, err
 	}
 	total := pm.utime + pm.stime + pm.cutime + pm.cstime
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readProcStat(pid)
-		if err != nil || st.ppid != postmaster {
-			continue
-		}
+	for _, st := range children(postmaster) {
 		total += st.utime + st.stime
 	}
 	return ticks(total), nil
 }
 
-// children are the postmaster's child processes.
-func children(postmaster int) map[int]bool {
-	out := map[int]bool{}
+// children are the postmaster's child processes, by pid.
+func children(postmaster int) map[int]procStat {
+	out := map[int]procStat{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -214,7 +202,7 @@ func children(postmaster int) map[int]bool {
 			continue
 		}
 		if st, err := readProcStat(pid); err == nil && st.ppid == postmaster {
-			out[pid] = true
+			out[pid] = st
 		}
 	}
 	return out
@@ -224,12 +212,12 @@ func children(postmaster int) map[int]bool {
 // exited and been reaped (a zombie still shows in /proc), so that its CPU time has
 // moved into the postmaster's cutime and cstime: a backend that exits between the
 // reading of the postmaster and the scan of its children would count in neither.
-func awaitReaped(postmaster int, before map[int]bool) error {
+func awaitReaped(postmaster int, before map[int]procStat) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		extra := 0
 		for pid := range children(postmaster) {
-			if !before[pid] {
+			if _, ok := before[pid]; !ok {
 				extra++
 			}
 		}
@@ -250,8 +238,8 @@ func settle(postmaster int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		zombies := 0
-		for pid := range children(postmaster) {
-			if st, err := readProcStat(pid); err == nil && st.state == 'Z' {
+		for _, st := range children(postmaster) {
+			if st.state == 'Z' {
 				zombies++
 			}
 		}
@@ -286,16 +274,11 @@ var discard = slog.New(slog.DiscardHandler)
 // -v's breakdown of where the cluster's CPU went.
 func processTicks(postmaster int) map[int]procTicks {
 	out := map[int]procTicks{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readProcStat(pid)
-		if err != nil || (st.ppid != postmaster && pid != postmaster) {
-			continue
-		}
+	procs := children(postmaster)
+	if pm, err := readProcStat(postmaster); err == nil {
+		procs[postmaster] = pm
+	}
+	for pid, st := range procs {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		out[pid] = procTicks{ticks: st.utime + st.stime, cmd: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))}
 	}
