@@ -11220,7 +11220,7 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 }
 
 func (ec *executionContext) marshalNInvitation2ᚕᚖinvitationsᚋdbᚐInvitationᚄ(ctx context.Context, sel ast.SelectionSet, v []*db.Invitation) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNInvitation2ᚖinvitationsᚋdbᚐInvitation(ctx, sel, v[i])
@@ -11256,7 +11256,7 @@ func (ec *executionContext) marshalNInvitationConnection2ᚖinvitationsᚋgraph�
 }
 
 func (ec *executionContext) marshalNInvitationEdge2ᚕᚖinvitationsᚋgraphᚋmodelᚐInvitationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InvitationEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNInvitationEdge2ᚖinvitationsᚋgraphᚋmodelᚐInvitationEdge(ctx, sel, v[i])
@@ -11282,7 +11282,7 @@ func (ec *executionContext) marshalNInvitationEdge2ᚖinvitationsᚋgraphᚋmode
 }
 
 func (ec *executionContext) marshalNInvitationNoteStats2ᚕᚖinvitationsᚋdbᚐNoteStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*db.NoteStats) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNInvitationNoteStats2ᚖinvitationsᚋdbᚐNoteStats(ctx, sel, v[i])
@@ -11338,7 +11338,7 @@ func (ec *executionContext) marshalNInvitationSource2invitationsᚋgraphᚋmodel
 }
 
 func (ec *executionContext) marshalNInvitationSourceStats2ᚕᚖinvitationsᚋdbᚐSourceStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*db.SourceStats) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNInvitationSourceStats2ᚖinvitationsᚋdbᚐSourceStats(ctx, sel, v[i])
@@ -11384,7 +11384,7 @@ func (ec *executionContext) marshalNInvitationStatus2invitationsᚋgraphᚋmodel
 }
 
 func (ec *executionContext) marshalNInvitationWeekStats2ᚕᚖinvitationsᚋdbᚐWeekStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*db.WeekStats) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNInvitationWeekStats2ᚖinvitationsᚋdbᚐWeekStats(ctx, sel, v[i])
@@ -11593,7 +11593,7 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 }
 
 func (ec *executionContext) marshalNUserError2ᚕᚖinvitationsᚋgraphᚋmodelᚐUserErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserError) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrder(ctx, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserError2ᚖinvitationsᚋgraphᚋmodelᚐUserError(ctx, sel, v[i])

@@ -4,6 +4,7 @@
 package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
+//go:generate go run ../internal/inorder generated.go InvitationEdge Invitation InvitationNoteStats InvitationSourceStats InvitationWeekStats UserError
 
 import (
 	"log/slog"

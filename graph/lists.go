@@ -1,0 +1,38 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// marshalSliceInOrder marshals a list's items one after the other on the calling
+// goroutine. The generated executor calls it, instead of gqlgen's
+// MarshalSliceConcurrently, for the lists named in resolver.go's go:generate line
+// (see internal/inorder): lists whose items never wait on a loader batch, because their
+// fields are plain values or the list's resolver preloaded what they read.
+//
+// Like gqlgen's, each item gets a field context with its index, and a panic while
+// marshalling an item is reported as an error of that item's path and nulls the list.
+func marshalSliceInOrder(ctx context.Context, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) (ret graphql.Array) {
+	ret = make(graphql.Array, n)
+	for i := range n {
+		itemCtx := graphql.WithFieldContext(ctx, &graphql.FieldContext{Index: &i})
+		if !marshalItem(itemCtx, ret, i, marshal) {
+			return nil
+		}
+	}
+	return ret
+}
+
+// marshalItem sets ret[i]; false after a panic, which it reports.
+func marshalItem(ctx context.Context, ret graphql.Array, i int, marshal func(context.Context, int) graphql.Marshaler) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			graphql.AddError(ctx, graphql.Recover(ctx, r))
+			ok = false
+		}
+	}()
+	ret[i] = marshal(ctx, i)
+	return true
+}
