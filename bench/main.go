@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type options struct {
 	members, invitations int
 	duration, warmup     time.Duration
 	connections          int
+	gomaxprocs           int
 	cases                []string
 	dir                  string
 	smoke                bool
@@ -57,6 +59,8 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured phase")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load before each case")
 	flag.IntVar(&o.connections, "connections", 8, "concurrent connections of wrk and pgbench")
+	flag.IntVar(&o.gomaxprocs, "gomaxprocs", max(1, runtime.NumCPU()/2),
+		"the server's GOMAXPROCS (PostgreSQL, wrk and pgbench share the machine; see BENCHMARKS.md)")
 	flag.StringVar(&cases, "cases", "a,b,c,d,e,f", "cases to run (comma-separated; 0 is the floor: an authenticated { __typename })")
 	flag.StringVar(&o.dir, "dir", ".bench", "directory for the PostgreSQL cluster, the server binary and logs")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny data and 1 s phases: checks that the harness works, measures nothing")

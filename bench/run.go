@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -185,7 +186,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if o.profile {
 		profile, _ = filepath.Abs(filepath.Join(o.dir, "cpu-"+bc.name+".pprof"))
 	}
-	srv, err := startServer(ctx, e.bin, e.c.pg.DSN(runDB), filepath.Join(o.dir, "server-"+bc.name+".log"), profile)
+	srv, err := startServer(ctx, e.bin, e.c.pg.DSN(runDB), filepath.Join(o.dir, "server-"+bc.name+".log"), profile, o.gomaxprocs)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +405,8 @@ func cells(r *caseResult) []string {
 }
 
 func printResults(w io.Writer, o options, results []*caseResult) {
-	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase\n", o.members, o.invitations, o.connections, o.duration)
+	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase; server GOMAXPROCS %d of %d cores\n",
+		o.members, o.invitations, o.connections, o.duration, o.gomaxprocs, runtime.NumCPU())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\ttarget\tRSS MB\t")
 	for _, r := range results {

@@ -46,8 +46,11 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 // a few members sending thousands of requests a second), so their cost is measured
 // without their refusals. Background jobs are off: they are not requests. The pool
 // has 4 connections per core (DB_MAX_CONNS; the default of 20 suits a larger database
-// server): more only add backends competing for the same cores.
-func startServer(ctx context.Context, bin, dsn, logPath, profile string) (*server, error) {
+// server): more only add backends competing for the same cores. Go gets gomaxprocs
+// of the cores (GOMAXPROCS; -gomaxprocs, by default half), as the deployment of a
+// server sharing its machine with PostgreSQL should: with every core, Go's idle
+// processors spin looking for work at each wake-up and take CPU from the backends.
+func startServer(ctx context.Context, bin, dsn, logPath, profile string, gomaxprocs int) (*server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -67,6 +70,7 @@ func startServer(ctx context.Context, bin, dsn, logPath, profile string) (*serve
 		"JWT_SECRET="+secretHex,
 		"PORT="+strconv.Itoa(port),
 		"APP_ENV=production",
+		"GOMAXPROCS="+strconv.Itoa(gomaxprocs),
 		"SWEEP_INTERVAL=0", "DB_MAX_CONNS="+strconv.Itoa(4*runtime.NumCPU()),
 		"REMINDER_INTERVAL=0",
 		"RATE_LIMIT_VIEWER_RPS=1000000", "RATE_LIMIT_VIEWER_BURST=1000000",
