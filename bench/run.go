@@ -526,7 +526,6 @@ func pgbenchVars(now time.Time) map[string]string {
 	ts := func(t time.Time) string { return t.Format("2006-01-02 15:04:05.999999+00") }
 	limits := db.DefaultLimits()
 	y, m, _ := now.Date()
-	payload, _ := json.Marshal(db.Event{Kind: db.KindInvitationReceived, MemberID: 123456, InvitationID: 2345678})
 	return map[string]string{
 		"now":     ts(now),
 		"older":   ts(now.Add(-14 * db.Day)),
@@ -538,7 +537,6 @@ func pgbenchVars(now time.Time) map[string]string {
 		"due2":    ts(now.AddDate(0, 0, db.ReminderDelays[1])),
 		"channel": db.EventsChannel,
 		"kind":    db.KindInvitationReceived,
-		"payload": string(payload),
 		"source":  "SEARCH",
 		"after":   "-infinity",
 		"before":  "infinity",

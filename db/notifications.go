@@ -47,14 +47,12 @@ const notificationColumns = `id, member_id, kind, invitation_id, created_at, rea
 // notify records a notification for member and publishes the event, in the
 // transaction of the change it is about.
 func notify(ctx context.Context, tx *sqlx.Tx, kind string, member, invitation int64, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `
-INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (invitation_id, kind) DO NOTHING`, member, kind, invitation, now)
-	if err != nil {
-		return err
-	}
 	payload, _ := json.Marshal(Event{Kind: kind, MemberID: member, InvitationID: invitation})
-	_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, string(payload))
+	_, err := tx.ExecContext(ctx, `
+WITH notification AS (
+  INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (invitation_id, kind) DO NOTHING)
+SELECT pg_notify($5, $6)`, member, kind, invitation, now, EventsChannel, string(payload))
 	return err
 }
 

@@ -372,9 +372,11 @@ func TestPlansOfHotStatements(t *testing.T) {
 			"ORDER BY i.sent_at DESC": {liveIdx},
 		}},
 		{"send", send(store, light, ""), map[string][]string{
-			"SELECT max(withdrawn_at) FROM invitations":       {pairKey},
-			"UPDATE invitations SET status = 'EXPIRED'":       {livePairKey},
-			"AND status IN ('PENDING', 'IGNORED') FOR UPDATE": {livePairKey},
+			// One statement reads the quota, the connection and the cooldown; another
+			// expires the pair's stale invitations and locks its live one.
+			"SELECT max(withdrawn_at) FROM invitations":                        {pairKey},
+			"UPDATE invitations SET status = 'EXPIRED'":                        {livePairKey},
+			"AND status IN ('PENDING', 'IGNORED') AND sent_at > $3 FOR UPDATE": {livePairKey},
 			// The weekly window and the pending count (the month's notes are counted
 			// with either invitations_sender_note_idx or invitations_sender_sent_idx,
 			// as the sampled statistics make one or the other slightly cheaper).

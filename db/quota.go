@@ -18,30 +18,47 @@ func (s *Store) Quota(ctx context.Context, member int64) (*Quota, error) {
 	return q, translate(err)
 }
 
-// quota counts, in one statement, the sends in the weekly window (withdrawn ones
-// refunded unless configured otherwise), the live pending invitations and this calendar
-// month's notes.
-func (s *Store) quota(ctx context.Context, q sqlx.QueryerContext, m *Member, now time.Time) (*Quota, error) {
-	var row struct {
-		Used      int        `db:"used"`
-		Oldest    *time.Time `db:"oldest"`
-		Pending   int        `db:"pending"`
-		NotesUsed int        `db:"notes"`
-	}
-	y, mo, _ := now.Date()
-	monthStart := time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC)
-	err := sqlx.GetContext(ctx, q, &row, `
+// quotaRow is what quotaSQL selects.
+type quotaRow struct {
+	Used      int        `db:"used"`
+	Oldest    *time.Time `db:"oldest"`
+	Pending   int        `db:"pending"`
+	NotesUsed int        `db:"notes"`
+}
+
+// quotaSQL counts, in one statement, member $1's sends in the weekly window (after $2;
+// withdrawn ones counted when $3), live pending invitations (sent after $4) and notes
+// this calendar month (since $5). The columns of extra, which may use further
+// parameters, are selected beside them.
+func quotaSQL(extra string) string {
+	return `
 SELECT w.used, w.oldest,
        (SELECT count(*) FROM invitations
          WHERE sender_id = $1 AND status IN ('PENDING', 'IGNORED') AND sent_at > $4) AS pending,
        (SELECT count(*) FROM invitations
-         WHERE sender_id = $1 AND sent_at >= $5 AND message IS NOT NULL) AS notes
+         WHERE sender_id = $1 AND sent_at >= $5 AND message IS NOT NULL) AS notes` + extra + `
   FROM (SELECT count(*) AS used, min(sent_at) AS oldest FROM invitations
-         WHERE sender_id = $1 AND sent_at > $2 AND ($3 OR status <> 'WITHDRAWN')) AS w`,
-		m.ID, now.Add(-Window), !s.limits.RefundOnWithdraw, now.Add(-s.limits.TTL), monthStart)
-	if err != nil {
+         WHERE sender_id = $1 AND sent_at > $2 AND ($3 OR status <> 'WITHDRAWN')) AS w`
+}
+
+// quotaArgs are quotaSQL's parameters $1 to $5 for member at now.
+func (s *Store) quotaArgs(member int64, now time.Time) []any {
+	y, mo, _ := now.Date()
+	monthStart := time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC)
+	return []any{member, now.Add(-Window), !s.limits.RefundOnWithdraw, now.Add(-s.limits.TTL), monthStart}
+}
+
+// quota counts member m's use of their sending limits at now.
+func (s *Store) quota(ctx context.Context, q sqlx.QueryerContext, m *Member, now time.Time) (*Quota, error) {
+	var row quotaRow
+	if err := sqlx.GetContext(ctx, q, &row, quotaSQL(""), s.quotaArgs(m.ID, now)...); err != nil {
 		return nil, err
 	}
+	return s.quotaOf(m, row), nil
+}
+
+// quotaOf is m's quota with the counts of row.
+func (s *Store) quotaOf(m *Member, row quotaRow) *Quota {
 	out := &Quota{
 		Plan:          m.Plan,
 		Limit:         s.limits.weeklyLimit(m.Plan),
@@ -58,5 +75,5 @@ SELECT w.used, w.oldest,
 	if n := s.limits.notesPerMonth(m.Plan); n >= 0 {
 		out.NotesLimit = &n
 	}
-	return out, nil
+	return out
 }

@@ -104,10 +104,11 @@ func (s *Store) send(ctx context.Context, tx *sqlx.Tx, now time.Time, sender, re
 				"the note has %d characters; your plan allows %d", n, max)
 		}
 	}
-	if ok, err := connected(ctx, tx, sender, recipient); err != nil || ok {
-		if err != nil {
-			return nil, err
-		}
+	facts, err := s.sendFacts(ctx, tx, from, recipient, now)
+	if err != nil {
+		return nil, err
+	}
+	if facts.Connected {
 		return nil, refuse(CodeAlreadyConnected, fieldRecipient, "you are already connected")
 	}
 	if from.ConnectionCount >= s.limits.ConnectionMax {
@@ -132,45 +133,80 @@ func (s *Store) send(ctx context.Context, tx *sqlx.Tx, now time.Time, sender, re
 		res := &SendResult{Invitation: livePair, Connected: true}
 		return res, key.save(ctx, tx, sender, now, sendReplay{InvitationID: livePair.ID, Connected: true})
 	}
-	if err := s.checkSendLimits(ctx, tx, from, recipient, msg != nil, now); err != nil {
+	if err := s.checkSendLimits(ctx, tx, from, facts, msg != nil, now); err != nil {
 		return nil, err
 	}
-	inv := &Invitation{}
-	err = tx.GetContext(ctx, inv, `
-INSERT INTO invitations (sender_id, recipient_id, message, source, status, sent_at)
-VALUES ($1, $2, $3, $4, 'PENDING', $5)
-RETURNING `+invitationColumns, sender, recipient, msg, source, now)
+	inv, err := s.insertInvitation(ctx, tx, sender, recipient, msg, source, now)
 	if err != nil {
-		return nil, err
-	}
-	if err := notify(ctx, tx, KindInvitationReceived, recipient, inv.ID, now); err != nil {
-		return nil, err
-	}
-	if err := scheduleReminders(ctx, tx, inv); err != nil {
 		return nil, err
 	}
 	s.limits.view(inv, sender, now)
 	return &SendResult{Invitation: inv}, key.save(ctx, tx, sender, now, sendReplay{InvitationID: inv.ID})
 }
 
+// sendFacts is what the rules of a send read, besides the two members' rows.
+type sendFacts struct {
+	quotaRow
+	// Connected: the two members are connected.
+	Connected bool `db:"connected"`
+	// LastWithdrawn is when the sender last withdrew an invitation to the recipient.
+	LastWithdrawn *time.Time `db:"last_withdrawn"`
+}
+
+// sendFacts reads, in one statement, whether from and recipient are connected, when
+// from last withdrew an invitation to recipient, and from's quota. The members' rows
+// are locked: none of it can change before the transaction ends, except by a
+// withdraw's refund, as before.
+func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
+	lo, hi := pair(from.ID, recipient)
+	f := &sendFacts{}
+	err := tx.GetContext(ctx, f, quotaSQL(`,
+       EXISTS (SELECT 1 FROM connections WHERE member_a = $6 AND member_b = $7) AS connected,
+       (SELECT max(withdrawn_at) FROM invitations
+         WHERE sender_id = $1 AND recipient_id = $8 AND status = 'WITHDRAWN') AS last_withdrawn`),
+		append(s.quotaArgs(from.ID, now), lo, hi, recipient)...)
+	return f, err
+}
+
+// insertInvitation writes, in one statement, a new pending invitation, its two
+// reminders (the outbox the reminder worker reads), the recipient's notification and
+// the event that subscriptions receive once the transaction commits.
+func (s *Store) insertInvitation(ctx context.Context, tx *sqlx.Tx, sender, recipient int64, msg *string, source string, now time.Time) (*Invitation, error) {
+	inv := &Invitation{}
+	err := tx.GetContext(ctx, inv, `
+WITH inv AS (
+  INSERT INTO invitations (sender_id, recipient_id, message, source, status, sent_at)
+  VALUES ($1, $2, $3, $4, 'PENDING', $5)
+  RETURNING `+invitationColumns+`),
+reminders AS (
+  INSERT INTO reminders (invitation_id, seq, due_at)
+  SELECT id, 1, $6::timestamptz FROM inv UNION ALL SELECT id, 2, $7::timestamptz FROM inv),
+notification AS (
+  INSERT INTO notifications (member_id, kind, invitation_id, created_at)
+  SELECT recipient_id, $8::text, id, sent_at FROM inv
+  ON CONFLICT (invitation_id, kind) DO NOTHING)
+SELECT inv.* FROM inv,
+       pg_notify($9, json_build_object('kind', $8::text, 'member', inv.recipient_id, 'invitation', inv.id)::text) AS event`,
+		sender, recipient, msg, source, now, reminderDue(now, 0), reminderDue(now, 1), KindInvitationReceived, EventsChannel)
+	return inv, err
+}
+
 // livePairInvitation expires the pair's live invitations that outlived the TTL (the
 // sweep may not have reached them; they would block the pair in the unique index), then
-// locks and returns the pair's live invitation in either direction, or nil.
+// locks and returns the pair's live invitation in either direction, or nil, in one
+// statement (the SELECT, on the statement's snapshot, leaves out what the UPDATE expires).
 func (s *Store) livePairInvitation(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) (*Invitation, error) {
 	lo, hi := pair(a, b)
-	_, err := tx.ExecContext(ctx, `
-UPDATE invitations SET status = 'EXPIRED'
- WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
-   AND status IN ('PENDING', 'IGNORED') AND sent_at <= $3`, lo, hi, now.Add(-s.limits.TTL))
-	if err != nil {
-		return nil, err
-	}
 	var invs []*Invitation
-	err = tx.SelectContext(ctx, &invs, `
+	err := tx.SelectContext(ctx, &invs, `
+WITH expired AS (
+  UPDATE invitations SET status = 'EXPIRED'
+   WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
+     AND status IN ('PENDING', 'IGNORED') AND sent_at <= $3)
 SELECT `+invitationColumns+` FROM invitations
  WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
-   AND status IN ('PENDING', 'IGNORED')
-   FOR UPDATE`, lo, hi)
+   AND status IN ('PENDING', 'IGNORED') AND sent_at > $3
+   FOR UPDATE`, lo, hi, now.Add(-s.limits.TTL))
 	if err != nil || len(invs) == 0 {
 		return nil, err
 	}
@@ -178,23 +214,13 @@ SELECT `+invitationColumns+` FROM invitations
 }
 
 // checkSendLimits applies the cooldown, the pending cap, the weekly cap and the note
-// quota to a new invitation from sender (whose row is locked) to recipient.
-func (s *Store) checkSendLimits(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, withNote bool, now time.Time) error {
-	var lastWithdrawn *time.Time
-	err := tx.GetContext(ctx, &lastWithdrawn, `
-SELECT max(withdrawn_at) FROM invitations
- WHERE sender_id = $1 AND recipient_id = $2 AND status = 'WITHDRAWN'`, from.ID, recipient)
-	if err != nil {
-		return err
-	}
-	if lastWithdrawn != nil && now.Before(lastWithdrawn.Add(s.limits.Cooldown)) {
-		return refuseUntil(CodeCooldown, lastWithdrawn.Add(s.limits.Cooldown), fieldRecipient,
+// quota, as read in f, to a new invitation from sender (whose row is locked).
+func (s *Store) checkSendLimits(ctx context.Context, tx *sqlx.Tx, from *Member, f *sendFacts, withNote bool, now time.Time) error {
+	if f.LastWithdrawn != nil && now.Before(f.LastWithdrawn.Add(s.limits.Cooldown)) {
+		return refuseUntil(CodeCooldown, f.LastWithdrawn.Add(s.limits.Cooldown), fieldRecipient,
 			"you withdrew an invitation to this member recently; you can invite them again later")
 	}
-	q, err := s.quota(ctx, tx, from, now)
-	if err != nil {
-		return err
-	}
+	q := s.quotaOf(from, f.quotaRow)
 	if q.PendingCount >= q.PendingLimit {
 		return s.pendingLimitError(ctx, tx, from.ID, now)
 	}

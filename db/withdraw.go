@@ -106,14 +106,18 @@ SELECT `+invitationColumns+` FROM invitations
 	}
 	if len(withdrawable) > 0 {
 		var done []*Invitation
+		// One statement withdraws them and cancels their reminders (after the rows were
+		// locked above: the lock order of cancelReminders).
 		err = tx.SelectContext(ctx, &done, `
-UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
- WHERE id = ANY($1)
-RETURNING `+invitationColumns, pq.Array(withdrawable), now)
+WITH done AS (
+  UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
+   WHERE id = ANY($1)
+  RETURNING `+invitationColumns+`),
+cancelled AS (
+  UPDATE reminders SET state = 'CANCELLED', done_at = $2
+   WHERE invitation_id = ANY($1) AND state = 'PENDING')
+SELECT * FROM done`, pq.Array(withdrawable), now)
 		if err != nil {
-			return nil, err
-		}
-		if err := cancelReminders(ctx, tx, now, withdrawable...); err != nil {
 			return nil, err
 		}
 		for _, inv := range done {

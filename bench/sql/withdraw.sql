@@ -6,9 +6,12 @@ SELECT id, sender_id, recipient_id, message, source, status, sent_at, responded_
  WHERE id = ANY(:ids) AND sender_id = :viewer
  ORDER BY id
    FOR UPDATE;
-UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = :now
- WHERE id = ANY(:ids)
-RETURNING id, sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at;
-UPDATE reminders SET state = 'CANCELLED', done_at = :now
- WHERE invitation_id = ANY(:ids) AND state = 'PENDING';
+WITH done AS (
+  UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = :now
+   WHERE id = ANY(:ids)
+  RETURNING id, sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at),
+cancelled AS (
+  UPDATE reminders SET state = 'CANCELLED', done_at = :now
+   WHERE invitation_id = ANY(:ids) AND state = 'PENDING')
+SELECT * FROM done;
 COMMIT;
