@@ -71,7 +71,7 @@ func (c *cluster) template(ctx context.Context, members, invitations int, logw i
 		return "", err
 	}
 	if exists {
-		return name, nil
+		return name, c.migrate(ctx, name)
 	}
 	tmp := name + "_partial"
 	if _, err := c.admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+tmp+` WITH (FORCE)`); err != nil {
@@ -109,6 +109,26 @@ func (c *cluster) template(ctx context.Context, members, invitations int, logw i
 	}
 	fmt.Fprintf(logw, "seeded in %s\n", time.Since(started).Round(time.Second))
 	return name, nil
+}
+
+// migrate applies to a template seeded by an earlier run the migrations added since,
+// then vacuums and analyses it again (a migration may rewrite rows).
+func (c *cluster) migrate(ctx context.Context, name string) error {
+	conn, err := db.Open(ctx, c.pg.DSN(name))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var before uint
+	if err := conn.GetContext(ctx, &before, `SELECT version FROM schema_migrations`); err != nil {
+		return err
+	}
+	after, err := db.Migrate(ctx, conn)
+	if err != nil || after == before {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `VACUUM (ANALYZE)`)
+	return err
 }
 
 // clone makes a fresh copy of the template for one case, so that cases which write
