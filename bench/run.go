@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lib/pq"
 	"io"
 	"maps"
 	"os"
@@ -526,19 +527,22 @@ func pgbenchVars(now time.Time) map[string]string {
 	ts := func(t time.Time) string { return t.Format("2006-01-02 15:04:05.999999+00") }
 	limits := db.DefaultLimits()
 	y, m, _ := now.Date()
+	payload, _ := json.Marshal(db.Event{Kind: db.KindInvitationReceived, MemberID: 123456, InvitationID: 2345678})
+	payloads, _ := pq.StringArray{string(payload)}.Value()
 	return map[string]string{
-		"now":     ts(now),
-		"older":   ts(now.Add(-14 * db.Day)),
-		"expiry":  ts(now.Add(-limits.TTL)),
-		"week":    ts(now.Add(-db.Window)),
-		"month":   ts(time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)),
-		"refund":  fmt.Sprint(!limits.RefundOnWithdraw),
-		"due1":    ts(now.AddDate(0, 0, db.ReminderDelays[0])),
-		"due2":    ts(now.AddDate(0, 0, db.ReminderDelays[1])),
-		"channel": db.EventsChannel,
-		"kind":    db.KindInvitationReceived,
-		"source":  "SEARCH",
-		"after":   "-infinity",
-		"before":  "infinity",
+		"now":      ts(now),
+		"older":    ts(now.Add(-14 * db.Day)),
+		"expiry":   ts(now.Add(-limits.TTL)),
+		"week":     ts(now.Add(-db.Window)),
+		"month":    ts(time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)),
+		"refund":   fmt.Sprint(!limits.RefundOnWithdraw),
+		"due1":     ts(now.AddDate(0, 0, db.ReminderDelays[0])),
+		"due2":     ts(now.AddDate(0, 0, db.ReminderDelays[1])),
+		"channel":  db.EventsChannel,
+		"kind":     db.KindInvitationReceived,
+		"payloads": payloads.(string),
+		"source":   "SEARCH",
+		"after":    "-infinity",
+		"before":   "infinity",
 	}
 }

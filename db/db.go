@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -25,6 +26,9 @@ type Store struct {
 	limits   Limits
 	clock    func() time.Time
 	poolWait time.Duration
+	// outbox holds the events of open transactions (*sqlx.Tx → *[]Event), published
+	// once they commit (tryTx).
+	outbox sync.Map
 }
 
 // New returns a Store on an open database. clock is read once per transaction; nil
@@ -187,10 +191,17 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) e
 		return err
 	}
 	defer tx.Rollback()
+	defer s.outbox.Delete(tx)
 	if err := fn(tx, s.Now()); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if events, ok := s.outbox.LoadAndDelete(tx); ok {
+		publish(ctx, conn, *events.(*[]Event))
+	}
+	return nil
 }
 
 // retryable reports a deadlock or serialization failure.

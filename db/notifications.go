@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,16 +45,49 @@ func (n *Notification) Read() bool { return n.ReadAt != nil }
 
 const notificationColumns = `id, member_id, kind, invitation_id, created_at, read_at`
 
-// notify records a notification for member and publishes the event, in the
-// transaction of the change it is about.
-func notify(ctx context.Context, tx *sqlx.Tx, kind string, member, invitation int64, now time.Time) error {
-	payload, _ := json.Marshal(Event{Kind: kind, MemberID: member, InvitationID: invitation})
+// notify records a notification for member in tx, and the event that subscriptions
+// receive once tx commits.
+func (s *Store) notify(ctx context.Context, tx *sqlx.Tx, kind string, member, invitation int64, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `
-WITH notification AS (
-  INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
-  ON CONFLICT (invitation_id, kind) DO NOTHING)
-SELECT pg_notify($5, $6)`, member, kind, invitation, now, EventsChannel, string(payload))
+INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (invitation_id, kind) DO NOTHING`, member, kind, invitation, now)
+	if err == nil {
+		s.publishOnCommit(tx, Event{Kind: kind, MemberID: member, InvitationID: invitation})
+	}
 	return err
+}
+
+// publishOnCommit records an event of tx, a transaction of tryTx, to publish once it
+// commits; nothing is published if it rolls back.
+func (s *Store) publishOnCommit(tx *sqlx.Tx, e Event) {
+	events, _ := s.outbox.LoadOrStore(tx, &[]Event{})
+	p := events.(*[]Event) // only tx's goroutine appends
+	*p = append(*p, e)
+}
+
+// publish sends the events of a transaction that committed, with NOTIFY, on its
+// connection. A NOTIFY holds PostgreSQL's one notification lock through its
+// transaction's commit, WAL flush included: in the change's own transaction, it made
+// every send and accept commit one after the other (the most frequent wait of
+// concurrent sends). Here it is a transaction of its own that writes nothing else and
+// does not wait for the flush (synchronous_commit off: it has nothing durable), so the
+// lock is held for microseconds. The price: if the process dies between the commit and
+// this statement, subscribers miss the event; the notification itself is stored. A
+// failure is logged, never returned: the change is committed.
+func publish(ctx context.Context, conn *sqlx.Conn, events []Event) {
+	payloads := make([]string, len(events))
+	for i, e := range events {
+		b, _ := json.Marshal(e)
+		payloads[i] = string(b)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := conn.ExecContext(ctx, `
+SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, e) FROM unnest($2::text[]) AS e`,
+		EventsChannel, pq.Array(payloads))
+	if err != nil {
+		slog.WarnContext(ctx, "events not published", "events", len(events), "error", err)
+	}
 }
 
 // visibleNotification hides a notification about an invitation its member may no

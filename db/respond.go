@@ -113,7 +113,7 @@ RETURNING `+invitationColumns, inv.ID, now)
 	if err != nil {
 		return err
 	}
-	if err := notify(ctx, tx, KindInvitationAccepted, inv.SenderID, inv.ID, now); err != nil {
+	if err := s.notify(ctx, tx, KindInvitationAccepted, inv.SenderID, inv.ID, now); err != nil {
 		return err
 	}
 	if err := cancelReminders(ctx, tx, now, inv.ID); err != nil {

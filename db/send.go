@@ -169,8 +169,8 @@ func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipi
 }
 
 // insertInvitation writes, in one statement, a new pending invitation, its two
-// reminders (the outbox the reminder worker reads), the recipient's notification and
-// the event that subscriptions receive once the transaction commits.
+// reminders (the outbox the reminder worker reads) and the recipient's notification,
+// whose event subscriptions receive once the transaction commits.
 func (s *Store) insertInvitation(ctx context.Context, tx *sqlx.Tx, sender, recipient int64, msg *string, source string, now time.Time) (*Invitation, error) {
 	inv := &Invitation{}
 	err := tx.GetContext(ctx, inv, `
@@ -185,10 +185,13 @@ notification AS (
   INSERT INTO notifications (member_id, kind, invitation_id, created_at)
   SELECT recipient_id, $8::text, id, sent_at FROM inv
   ON CONFLICT (invitation_id, kind) DO NOTHING)
-SELECT inv.* FROM inv,
-       pg_notify($9, json_build_object('kind', $8::text, 'member', inv.recipient_id, 'invitation', inv.id)::text) AS event`,
-		sender, recipient, msg, source, now, reminderDue(now, 0), reminderDue(now, 1), KindInvitationReceived, EventsChannel)
-	return inv, err
+SELECT * FROM inv`,
+		sender, recipient, msg, source, now, reminderDue(now, 0), reminderDue(now, 1), KindInvitationReceived)
+	if err != nil {
+		return nil, err
+	}
+	s.publishOnCommit(tx, Event{Kind: KindInvitationReceived, MemberID: recipient, InvitationID: inv.ID})
+	return inv, nil
 }
 
 // livePairInvitation expires the pair's live invitations that outlived the TTL (the

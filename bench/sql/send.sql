@@ -1,7 +1,8 @@
 -- (c): sendInvitation to a member never invited before, without a note. -D sets now,
 -- week (now − 7 days), expiry (now − 180 days), month (the month's first instant),
 -- refund ('true': withdrawn invitations count in the window), due1 and due2 (the
--- reminders' due times), kind and channel (the event's).
+-- reminders' due times), kind, channel and payloads (the event, published after the
+-- commit, as an array literal).
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE handle = :handle;
 BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE id = ANY(:pair) ORDER BY id FOR NO KEY UPDATE;
@@ -34,6 +35,6 @@ notification AS (
   INSERT INTO notifications (member_id, kind, invitation_id, created_at)
   SELECT recipient_id, :kind::text, id, sent_at FROM inv
   ON CONFLICT (invitation_id, kind) DO NOTHING)
-SELECT inv.* FROM inv,
-       pg_notify(:channel, json_build_object('kind', :kind::text, 'member', inv.recipient_id, 'invitation', inv.id)::text) AS event;
+SELECT * FROM inv;
 COMMIT;
+SELECT set_config('synchronous_commit', 'off', true), pg_notify(:channel, e) FROM unnest(:payloads::text[]) AS e;
