@@ -363,8 +363,8 @@ func ms(us int64) string { return fmt.Sprintf("%.2f", float64(us)/1000) }
 
 func printCase(w io.Writer, r *caseResult) {
 	s, p := r.peak.cpuPerRequest()
-	fmt.Fprintf(w, "  peak %.0f req/s p50 %s ms p99 %s ms, CPU/request server %.0f µs + PostgreSQL %.0f µs; half %.0f req/s p99 %s ms",
-		r.peak.rate(), ms(r.peak.P50US), ms(r.peak.P99US), s, p, r.half.rate(), ms(r.half.P99US))
+	fmt.Fprintf(w, "  peak %.0f req/s p50 %s ms p99 %s ms, CPU/request server %.0f µs + PostgreSQL %.0f µs; half %.0f req/s p50 %s ms p99 %s ms",
+		r.peak.rate(), ms(r.peak.P50US), ms(r.peak.P99US), s, p, r.half.rate(), ms(r.half.P50US), ms(r.half.P99US))
 	if r.raw != nil {
 		fmt.Fprintf(w, "; raw SQL %.0f µs/tx (%.0f µs/tx at %.0f tx/s, less the parameter lookup's %.0f µs/tx at %.0f tx/s), ratio %.2f",
 			r.rawCPU(), r.raw.cpuPerTx(), r.raw.TPS, r.prelude.cpuPerTx(), r.prelude.TPS, r.ratio())
