@@ -43,6 +43,7 @@ type options struct {
 	duration, warmup     time.Duration
 	connections          int
 	gomaxprocs           int
+	repeat               int
 	cases                []string
 	dir                  string
 	smoke                bool
@@ -61,6 +62,8 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 8, "concurrent connections of wrk and pgbench")
 	flag.IntVar(&o.gomaxprocs, "gomaxprocs", max(1, runtime.NumCPU()/2),
 		"the server's GOMAXPROCS (PostgreSQL, wrk and pgbench share the machine; see BENCHMARKS.md)")
+	flag.IntVar(&o.repeat, "repeat", 1,
+		"for the read cases, measure the peak and the raw SQL this many times, alternately, and keep the run of median ratio")
 	flag.StringVar(&cases, "cases", "a,b,c,d,e,f", "cases to run (comma-separated; 0 is the floor: an authenticated { __typename })")
 	flag.StringVar(&o.dir, "dir", ".bench", "directory for the PostgreSQL cluster, the server binary and logs")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny data and 1 s phases: checks that the harness works, measures nothing")
