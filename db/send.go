@@ -154,9 +154,10 @@ type sendFacts struct {
 }
 
 // sendFacts reads, in one statement, whether from and recipient are connected, when
-// from last withdrew an invitation to recipient, and from's quota. The members' rows
-// are locked: none of it can change before the transaction ends, except by a
-// withdraw's refund, as before.
+// from last withdrew an invitation to recipient, and from's quota. Every change to these
+// (a send, an answer, a withdrawal, a connection removed) first locks the sender's or
+// the recipient's row, which this transaction holds; the sweep expires only what the
+// counts already leave out. So they hold until the transaction ends.
 func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
 	lo, hi := pair(from.ID, recipient)
 	f := &sendFacts{}
