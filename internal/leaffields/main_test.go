@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fieldFunc is a field function as gqlgen v0.17 generates it.
+func fieldFunc(typ, name, value, goType, marshal string) string {
+	return `func (ec *executionContext) _` + typ + `_` + name + `(ctx context.Context, field graphql.CollectedField, obj *db.` + typ + `) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_` + typ + `_` + name + `(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ` + value + `
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v ` + goType + `) graphql.Marshaler {
+			return ec.` + marshal + `(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+`
+}
+
+func TestRewrite(t *testing.T) {
+	src := fieldFunc("Invitation", "sentAt", "obj.SentAt, nil", "time.Time", "marshalNDateTime2timeᚐTime") +
+		fieldFunc("Invitation", "id", "obj.NodeID(), nil", "string", "marshalNID2string") +
+		// A resolver, a Float and a method with a context keep gqlgen's code.
+		fieldFunc("Invitation", "recipient", "ec.resolvers.Invitation().Recipient(ctx, obj)", "*db.Member", "marshalNMember2ᚖinvitationsᚋdbᚐMember") +
+		fieldFunc("Stats", "acceptanceRate", "obj.AcceptanceRate, nil", "*float64", "marshalOFloat2ᚖfloat64") +
+		fieldFunc("Connection", "totalCount", "obj.TotalCount(ctx)", "int", "marshalNInt2int")
+	path := filepath.Join(t.TempDir(), "generated.go")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewrite(path, []string{"Invitation.sentAt", "Invitation.id"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	out := string(b)
+	for _, want := range []string{
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.SentAt)\n}",
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn ec.marshalNID2string(ctx, field.Selections, obj.NodeID())\n}",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "graphql.ResolveField("); n != 3 {
+		t.Errorf("%d fields left to ResolveField, want 3 (the resolver, the Float, the method with a context)", n)
+	}
+	// A second run finds the required fields already rewritten.
+	if err := rewrite(path, []string{"Invitation.sentAt", "Invitation.id"}); err != nil {
+		t.Errorf("second run: %v", err)
+	}
+	// A required field not in the expected form is an error.
+	if err := rewrite(path, []string{"Connection.totalCount"}); err == nil {
+		t.Error("a required field that cannot be rewritten was accepted")
+	}
+}
