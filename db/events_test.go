@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -93,6 +94,30 @@ func noPendingEvent(t *testing.T, ch <-chan db.Event, what string) {
 		t.Fatalf("%s: unexpected %+v (open %v)", what, ev, ok)
 	default:
 	}
+}
+
+// TestEventsOnlyOnCommit: a transaction's events are published once it commits, and
+// never when it rolls back.
+func TestEventsOnlyOnCommit(t *testing.T) {
+	f, dsn := newEventsFixture(t)
+	e := startEvents(t, dsn, nil)
+	bob := f.member("bob")
+	ch := subscribe(t, e, bob, db.KindInvitationReceived)
+	ev := func(id int64) db.Event {
+		return db.Event{Kind: db.KindInvitationReceived, MemberID: bob, InvitationID: id}
+	}
+
+	if err := f.store.PublishInTxForTest(f.ctx, ev(1), errors.New("roll back")); err == nil {
+		t.Fatal("the failing transaction reported no error")
+	}
+	notify(t, f, ev(2)) // the sentinel: the next event must be it
+	wantEvent(t, ch, ev(2), "after a rolled-back transaction")
+
+	if err := f.store.PublishInTxForTest(f.ctx, ev(3), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, ch, ev(3), "after a committed transaction")
+	noPendingEvent(t, ch, "after a committed transaction")
 }
 
 func TestEventsReachSubscribersOnEveryInstance(t *testing.T) {
