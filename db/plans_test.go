@@ -75,37 +75,24 @@ func (c recordingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return recordingConn{conn.(pqConn), c.rec}, nil
+	return recordingConn{conn.(db.PQConn), c.rec}, nil
 }
 
 func (c recordingConnector) Driver() driver.Driver { return c.pq.Driver() }
 
-// pqConn is what lib/pq's connection implements and database/sql uses.
-type pqConn interface {
-	driver.Conn
-	driver.ConnBeginTx
-	driver.ConnPrepareContext
-	driver.QueryerContext
-	driver.ExecerContext
-	driver.Pinger
-	driver.SessionResetter
-	driver.Validator
-	driver.NamedValueChecker
-}
-
 type recordingConn struct {
-	pqConn
+	db.PQConn
 	rec *recorder
 }
 
 func (c recordingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	c.rec.add(query, args)
-	return c.pqConn.QueryContext(ctx, query, args)
+	return c.PQConn.QueryContext(ctx, query, args)
 }
 
 func (c recordingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	c.rec.add(query, args)
-	return c.pqConn.ExecContext(ctx, query, args)
+	return c.PQConn.ExecContext(ctx, query, args)
 }
 
 // planNode is a node of EXPLAIN (FORMAT JSON)'s tree.

@@ -41,6 +41,8 @@ SELECT w.used, w.oldest,
          WHERE sender_id = $1 AND sent_at > $2 AND ($3 OR status <> 'WITHDRAWN')) AS w`
 }
 
+var quotaQuery = quotaSQL("")
+
 // quotaArgs are quotaSQL's parameters $1 to $5 for member at now.
 func (s *Store) quotaArgs(member int64, now time.Time) []any {
 	y, mo, _ := now.Date()
@@ -51,7 +53,7 @@ func (s *Store) quotaArgs(member int64, now time.Time) []any {
 // quota counts member m's use of their sending limits at now.
 func (s *Store) quota(ctx context.Context, q sqlx.QueryerContext, m *Member, now time.Time) (*Quota, error) {
 	var row quotaRow
-	if err := sqlx.GetContext(ctx, q, &row, quotaSQL(""), s.quotaArgs(m.ID, now)...); err != nil {
+	if err := sqlx.GetContext(ctx, q, &row, quotaQuery, s.quotaArgs(m.ID, now)...); err != nil {
 		return nil, err
 	}
 	return s.quotaOf(m, row), nil

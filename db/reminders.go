@@ -31,11 +31,15 @@ func reminderDue(sentAt time.Time, i int) time.Time {
 // being pending (withdrawn, accepted, ignored), in the transaction that changed them,
 // after their rows were locked (the global lock order: invitations, then their rows).
 func cancelReminders(ctx context.Context, tx *sqlx.Tx, now time.Time, ids ...int64) error {
-	_, err := tx.ExecContext(ctx, `
-UPDATE reminders SET state = 'CANCELLED', done_at = $2
- WHERE invitation_id = ANY($1) AND state = 'PENDING'`, pq.Array(ids), now)
+	_, err := tx.ExecContext(ctx, cancelRemindersSQL, pq.Array(ids), now)
 	return err
 }
+
+// cancelRemindersSQL cancels the pending reminders of invitations $1 at $2; the
+// withdrawal runs it inside its UPDATE's statement.
+const cancelRemindersSQL = `
+UPDATE reminders SET state = 'CANCELLED', done_at = $2
+ WHERE invitation_id = ANY($1) AND state = 'PENDING'`
 
 const (
 	// MaxReminderAttempts is how many failed deliveries cancel a reminder.

@@ -161,13 +161,16 @@ type sendFacts struct {
 func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
 	lo, hi := pair(from.ID, recipient)
 	f := &sendFacts{}
-	err := tx.GetContext(ctx, f, quotaSQL(`,
-       EXISTS (SELECT 1 FROM connections WHERE member_a = $6 AND member_b = $7) AS connected,
-       (SELECT max(withdrawn_at) FROM invitations
-         WHERE sender_id = $1 AND recipient_id = $8 AND status = 'WITHDRAWN') AS last_withdrawn`),
-		append(s.quotaArgs(from.ID, now), lo, hi, recipient)...)
+	err := tx.GetContext(ctx, f, sendFactsQuery, append(s.quotaArgs(from.ID, now), lo, hi, recipient)...)
 	return f, err
 }
+
+// sendFactsQuery is quotaSQL with the pair's connection ($6 < $7) and the sender's last
+// withdrawal of an invitation to recipient $8.
+var sendFactsQuery = quotaSQL(`,
+       EXISTS (SELECT 1 FROM connections WHERE member_a = $6 AND member_b = $7) AS connected,
+       (SELECT max(withdrawn_at) FROM invitations
+         WHERE sender_id = $1 AND recipient_id = $8 AND status = 'WITHDRAWN') AS last_withdrawn`)
 
 // insertInvitation writes, in one statement, a new pending invitation, its two
 // reminders (the outbox the reminder worker reads) and the recipient's notification,

@@ -76,10 +76,10 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 		return c.pqConn.QueryContext(ctx, query, args)
 	}
 	st, err := c.stmt(ctx, query)
-	if err != nil || st == nil {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
+	}
+	if st == nil { // the cache is full
 		return c.pqConn.QueryContext(ctx, query, args)
 	}
 	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
@@ -92,10 +92,10 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 		return c.pqConn.ExecContext(ctx, query, args)
 	}
 	st, err := c.stmt(ctx, query)
-	if err != nil || st == nil {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
+	}
+	if st == nil { // the cache is full
 		return c.pqConn.ExecContext(ctx, query, args)
 	}
 	res, err := st.(driver.StmtExecContext).ExecContext(ctx, args)

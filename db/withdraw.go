@@ -113,9 +113,7 @@ WITH done AS (
   UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
    WHERE id = ANY($1)
   RETURNING `+invitationColumns+`),
-cancelled AS (
-  UPDATE reminders SET state = 'CANCELLED', done_at = $2
-   WHERE invitation_id = ANY($1) AND state = 'PENDING')
+cancelled AS (`+cancelRemindersSQL+`)
 SELECT * FROM done`, pq.Array(withdrawable), now)
 		if err != nil {
 			return nil, err
