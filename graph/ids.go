@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
-
-	"invitations/db"
 )
 
 // Kinds of global IDs.
@@ -15,11 +13,9 @@ const (
 	kindNotification = "Notification"
 )
 
-// globalID returns the opaque Relay ID of an object: base64url of "Kind:id".
-func globalID(kind string, id int64) string { return db.NodeID(kind, id) }
-
-// parseGlobalID returns the kind and database id inside a global ID. ok is false for
-// anything malformed; callers treat that exactly like an id that does not exist.
+// parseGlobalID returns the kind and database id inside a global ID (db.NodeID makes
+// them). ok is false for anything malformed; callers treat that exactly like an id
+// that does not exist.
 func parseGlobalID(s string) (kind string, id int64, ok bool) {
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	// The decoder skips newlines: only the canonical spelling of an id is that id.

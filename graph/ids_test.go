@@ -3,10 +3,12 @@ package graph
 import (
 	"encoding/base64"
 	"testing"
+
+	"invitations/db"
 )
 
 func TestGlobalIDs(t *testing.T) {
-	id := globalID(kindInvitation, 42)
+	id := db.NodeID(kindInvitation, 42)
 	if got, ok := idOf(id, kindInvitation); !ok || got != 42 {
 		t.Fatalf("round trip: %d %v", got, ok)
 	}
@@ -24,11 +26,11 @@ func TestGlobalIDs(t *testing.T) {
 }
 
 func FuzzParseGlobalID(f *testing.F) {
-	f.Add(globalID(kindMember, 1))
+	f.Add(db.NodeID(kindMember, 1))
 	f.Add("garbage")
 	f.Fuzz(func(t *testing.T, s string) {
 		kind, id, ok := parseGlobalID(s)
-		if ok && (id <= 0 || globalID(kind, id) != s) {
+		if ok && (id <= 0 || db.NodeID(kind, id) != s) {
 			t.Fatalf("%q parsed to %s %d but does not round-trip", s, kind, id)
 		}
 	})

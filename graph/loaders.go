@@ -38,16 +38,8 @@ func LoaderMiddleware(store *db.Store, next http.Handler) http.Handler {
 
 func newLoaders(store *db.Store) *loaders {
 	l := &loaders{}
-	statuses := func(ctx context.Context, ids []int64) (map[int64]string, error) {
-		v, err := viewer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return store.ConnectionStatuses(ctx, v.Member.ID, ids)
-	}
-	l.status = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]string, error) {
-		return statuses(ctx, ids)
-	}, nil)
+	statuses := asViewer(store.ConnectionStatuses)
+	l.status = newBatchLoader(unhinted(statuses), nil)
 	// Members are loaded with their connection statuses when a caller selects
 	// connectionStatus: those statuses are asked for only once the members are back,
 	// by resolvers that wake one after the other, and would otherwise come in batches
@@ -71,21 +63,26 @@ func newLoaders(store *db.Store) *loaders {
 		}
 		return out, nil
 	}, selects("connectionStatus"))
-	l.invitations = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]*db.Invitation, error) {
-		v, err := viewer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return store.InvitationsByID(ctx, v.Member.ID, ids)
-	}, nil)
-	l.notifications = newBatchLoader(func(ctx context.Context, ids []int64, _ bool) (map[int64]*db.Notification, error) {
-		v, err := viewer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return store.NotificationsByID(ctx, v.Member.ID, ids)
-	}, nil)
+	l.invitations = newBatchLoader(unhinted(asViewer(store.InvitationsByID)), nil)
+	l.notifications = newBatchLoader(unhinted(asViewer(store.NotificationsByID)), nil)
 	return l
+}
+
+// unhinted is the fetch of a loader whose lookup takes no hint.
+func unhinted[V any](fetch func(context.Context, []int64) (map[int64]V, error)) func(context.Context, []int64, bool) (map[int64]V, error) {
+	return func(ctx context.Context, ids []int64, _ bool) (map[int64]V, error) { return fetch(ctx, ids) }
+}
+
+// asViewer turns a repository lookup relative to a member into one relative to the
+// request's viewer.
+func asViewer[V any](fetch func(ctx context.Context, viewer int64, ids []int64) (map[int64]V, error)) func(context.Context, []int64) (map[int64]V, error) {
+	return func(ctx context.Context, ids []int64) (map[int64]V, error) {
+		v, err := viewer(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return fetch(ctx, v.Member.ID, ids)
+	}
 }
 
 // selects returns a test of whether the field resolved in a context selects the

@@ -162,7 +162,7 @@ func (r *mutationResolver) WithdrawOlderThan(ctx context.Context, input model.Wi
 	if results != nil {
 		ids := make([]string, len(results))
 		for i, res := range results {
-			ids[i] = globalID(kindInvitation, res.ID)
+			ids[i] = db.NodeID(kindInvitation, res.ID)
 		}
 		p.Results = withdrawResults(ids, results)
 		if !input.DryRun {
