@@ -233,41 +233,37 @@ func children(postmaster int) map[int]procStat {
 // moved into the postmaster's cutime and cstime: a backend that exits between the
 // reading of the postmaster and the scan of its children would count in neither.
 func awaitReaped(postmaster int, before map[int]procStat) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		extra := 0
-		for pid := range children(postmaster) {
-			if _, ok := before[pid]; !ok {
-				extra++
-			}
-		}
-		if extra == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d PostgreSQL backends of the run did not exit within 10 s", extra)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return awaitChildren(postmaster, "PostgreSQL backends of the run did not exit", func(pid int, _ procStat) bool {
+		_, ok := before[pid]
+		return !ok
+	})
 }
 
 // settle waits until no child of the postmaster is a zombie: the CPU time of a
 // backend or parallel worker that exited before a measurement began must not move
 // into the postmaster's cutime during it.
 func settle(postmaster int) error {
+	return awaitChildren(postmaster, "exited PostgreSQL processes were not reaped", func(_ int, st procStat) bool {
+		return st.state == 'Z'
+	})
+}
+
+// awaitChildren polls the postmaster's children until none is waited for, for at
+// most 10 s; failing says how many were still there.
+func awaitChildren(postmaster int, failure string, waitedFor func(pid int, st procStat) bool) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		zombies := 0
-		for _, st := range children(postmaster) {
-			if st.state == 'Z' {
-				zombies++
+		n := 0
+		for pid, st := range children(postmaster) {
+			if waitedFor(pid, st) {
+				n++
 			}
 		}
-		if zombies == 0 {
+		if n == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d exited PostgreSQL processes were not reaped within 10 s", zombies)
+			return fmt.Errorf("%d %s within 10 s", n, failure)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
