@@ -13,6 +13,9 @@
 //
 // and prints req/s, p50, p99 and CPU microseconds per request (server process and
 // PostgreSQL, read from /proc), the raw SQL's CPU per transaction and their ratio.
+// On the page cases it measures the same way a reference server beside it: bench/bare,
+// a bare gqlgen + lib/pq server running the same SQL with none of the service's rules,
+// which is what the issue's targets were set on.
 // Before measuring, it checks that one server request and one pgbench transaction
 // issue the same statements (pg_stat_statements query ids), so the bound cannot drift
 // from the repository's SQL.
@@ -50,6 +53,7 @@ type options struct {
 	markdown             bool
 	statements           bool
 	profile              bool
+	bare                 bool
 }
 
 func main() {
@@ -71,6 +75,7 @@ func main() {
 	flag.BoolVar(&verbose, "v", false, "print where PostgreSQL's CPU went in each wrk run")
 	flag.BoolVar(&o.profile, "profile", false, "write the server's CPU profile of each case to DIR/cpu-CASE.pprof")
 	flag.BoolVar(&o.markdown, "markdown", false, "print the results as a Markdown table too")
+	flag.BoolVar(&o.bare, "bare", true, "measure the reference server (a bare gqlgen + lib/pq server, bench/bare) on the page cases too")
 	flag.Parse()
 	if o.smoke {
 		o.members, o.invitations = 10_000, 20_000

@@ -39,10 +39,12 @@ type caseResult struct {
 	trials []trial
 }
 
-// trial is one measurement of a read case's peak and of its raw SQL.
+// trial is one measurement of a read case's peak and of its raw SQL, and of the
+// reference server's peak when it runs the case.
 type trial struct {
 	peak *wrkResult
 	raw  *pgbenchResult
+	bare *wrkResult
 }
 
 // rawCPU is the pgbench CPU per transaction without the statement that picks the
@@ -54,13 +56,35 @@ func (r *caseResult) rawCPU() float64 {
 	return r.raw.cpuPerTx() - r.prelude.cpuPerTx()
 }
 
-func (r *caseResult) ratio() float64 {
-	raw := r.rawCPU()
-	if raw <= 0 || r.peak == nil {
+func (r *caseResult) ratio() float64 { return r.ratioOf(r.peak, r.raw) }
+
+// ratioOf is a peak run's CPU per request over the raw SQL's per transaction.
+func (r *caseResult) ratioOf(peak *wrkResult, raw *pgbenchResult) float64 {
+	if raw == nil || peak == nil {
 		return 0
 	}
-	s, p := r.peak.cpuPerRequest()
-	return (s + p) / raw
+	rawCPU := raw.cpuPerTx() - r.prelude.cpuPerTx()
+	if rawCPU <= 0 {
+		return 0
+	}
+	s, p := peak.cpuPerRequest()
+	return (s + p) / rawCPU
+}
+
+// bareTrial is the trial of median ratio of the reference server; nil when it did not
+// run the case.
+func (r *caseResult) bareTrial() *trial {
+	var ts []trial
+	for _, t := range r.trials {
+		if t.bare != nil {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	slices.SortFunc(ts, func(a, b trial) int { return cmp.Compare(r.ratioOf(a.bare, a.raw), r.ratioOf(b.bare, b.raw)) })
+	return &ts[(len(ts)-1)/2]
 }
 
 func run(ctx context.Context, o options) error {
@@ -79,9 +103,15 @@ func run(ctx context.Context, o options) error {
 	}
 	// The private cluster runs as the postgres user when the bench runs as root; it
 	// must be able to read the request files wrk is given (wrk runs as us, though).
-	bin, err := buildServer(ctx, o.dir)
+	bin, err := buildServer(ctx, o.dir, "invitations", ".")
 	if err != nil {
 		return err
+	}
+	bareBin := ""
+	if o.bare {
+		if bareBin, err = buildServer(ctx, o.dir, "bare", "./bench/bare"); err != nil {
+			return err
+		}
 	}
 	c, err := startCluster(ctx, o.dir)
 	if err != nil {
@@ -99,7 +129,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	env := &runEnv{o: o, c: c, bin: bin, lua: lua, template: tmpl}
+	env := &runEnv{o: o, c: c, bin: bin, bareBin: bareBin, lua: lua, template: tmpl}
 	var results []*caseResult
 	failed := false
 	for _, name := range o.cases {
@@ -126,10 +156,10 @@ func run(ctx context.Context, o options) error {
 }
 
 type runEnv struct {
-	o        options
-	c        *cluster
-	bin, lua string
-	template string
+	o                 options
+	c                 *cluster
+	bin, bareBin, lua string
+	template          string
 }
 
 // request is one row of bench_req.
@@ -255,6 +285,29 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if err := e.checkStatements(ctx, srv, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
 		return nil, err
 	}
+	// The reference server runs beside the real one, idle while the other is measured.
+	var bare *server
+	if bc.bare && e.bareBin != "" {
+		if bare, err = startServer(ctx, e.bareBin, e.c.pg.DSN(runDB), filepath.Join(o.dir, "server-bare-"+bc.name+".log"), "", o.gomaxprocs); err != nil {
+			return nil, err
+		}
+		defer bare.stop()
+		if err := e.checkStatements(ctx, bare, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
+			return nil, err
+		}
+	}
+	barePeak := func(warm bool) (*wrkResult, error) {
+		if bare == nil {
+			return nil, nil
+		}
+		m := cpuMeter{serverPID: bare.pid(), postmaster: pm}
+		if warm {
+			if _, err := runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.warmup.Round(time.Second)+time.Second, 0, 0, false); err != nil {
+				return nil, err
+			}
+		}
+		return runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false)
+	}
 	remaining := 0
 	if bc.hot {
 		if remaining, err = srv.remainingQuota(token(first0.Handle)); err != nil {
@@ -299,13 +352,20 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		}
 		// Reads can be measured again (their requests cycle): the server's and the raw
 		// SQL's runs alternate, so that a slow spell of the machine weighs on both.
-		res.trials = []trial{{res.peak, res.raw}}
+		t := trial{peak: res.peak, raw: res.raw}
+		if t.bare, err = barePeak(true); err != nil {
+			return nil, err
+		}
+		res.trials = []trial{t}
 		for i := 1; i < o.repeat && !bc.writes; i++ {
 			var t trial
 			if t.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false); err != nil {
 				return nil, err
 			}
 			if t.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0); err != nil {
+				return nil, err
+			}
+			if t.bare, err = barePeak(false); err != nil {
 				return nil, err
 			}
 			res.trials = append(res.trials, t)
@@ -345,12 +405,8 @@ func (e *runEnv) halfPeak(ctx context.Context, m cpuMeter, srv *server, file str
 // checkAnswers records what the server answered that it should not have.
 // pickMedian makes the trial of median ratio the case's peak and raw SQL run.
 func (r *caseResult) pickMedian() {
-	ratio := func(t trial) float64 {
-		c := caseResult{peak: t.peak, raw: t.raw, prelude: r.prelude}
-		return c.ratio()
-	}
 	sorted := slices.Clone(r.trials)
-	slices.SortFunc(sorted, func(a, b trial) int { return cmp.Compare(ratio(a), ratio(b)) })
+	slices.SortFunc(sorted, func(a, b trial) int { return cmp.Compare(r.ratioOf(a.peak, a.raw), r.ratioOf(b.peak, b.raw)) })
 	m := sorted[(len(sorted)-1)/2]
 	r.peak, r.raw = m.peak, m.raw
 }
@@ -359,8 +415,7 @@ func (r *caseResult) pickMedian() {
 func (r *caseResult) trialRatios() []string {
 	var out []string
 	for _, t := range r.trials {
-		c := caseResult{peak: t.peak, raw: t.raw, prelude: r.prelude}
-		out = append(out, fmt.Sprintf("%.2f", c.ratio()))
+		out = append(out, fmt.Sprintf("%.2f", r.ratioOf(t.peak, t.raw)))
 	}
 	return out
 }
@@ -374,6 +429,9 @@ func (r *caseResult) checkAnswers(bc benchCase, remaining int) {
 	for i, t := range r.trials {
 		if t.peak != r.peak {
 			phases = append(phases, phase{fmt.Sprintf("peak (trial %d)", i+1), t.peak})
+		}
+		if t.bare != nil {
+			phases = append(phases, phase{fmt.Sprintf("reference server's peak (trial %d)", i+1), t.bare})
 		}
 	}
 	for _, ph := range phases {
@@ -425,6 +483,18 @@ func printCase(w io.Writer, r *caseResult) {
 	if len(r.trials) > 1 {
 		fmt.Fprintf(w, " (median of %s)", strings.Join(r.trialRatios(), ", "))
 	}
+	if bt := r.bareTrial(); bt != nil {
+		s, p := bt.bare.cpuPerRequest()
+		fmt.Fprintf(w, "; reference server (bench/bare) %.0f req/s, CPU/request %.0f µs + PostgreSQL %.0f µs, ratio %.2f",
+			bt.bare.rate(), s, p, r.ratioOf(bt.bare, bt.raw))
+		if len(r.trials) > 1 {
+			var rs []string
+			for _, t := range r.trials {
+				rs = append(rs, fmt.Sprintf("%.2f", r.ratioOf(t.bare, t.raw)))
+			}
+			fmt.Fprintf(w, " (median of %s)", strings.Join(rs, ", "))
+		}
+	}
 	if r.peak.Ended > 0 {
 		fmt.Fprintf(w, "; the peak run used all its %d requests in %.1f s", r.peak.Requests, float64(r.peak.DurationUS)/1e6)
 	}
@@ -449,23 +519,27 @@ func verdict(r *caseResult) string {
 }
 
 // cells are a result's columns: case, peak req/s, p50, p99, half-peak req/s and p99,
-// server and PostgreSQL µs a request, raw µs a transaction, ratio, verdict, RSS.
+// server and PostgreSQL µs a request, raw µs a transaction, ratio, the reference
+// server's ratio, verdict, RSS.
 func cells(r *caseResult) []string {
 	s, p := r.peak.cpuPerRequest()
-	raw, ratio := "—", "—"
+	raw, ratio, bare := "—", "—", "—"
 	if r.raw != nil {
 		raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
 	}
+	if bt := r.bareTrial(); bt != nil {
+		bare = fmt.Sprintf("%.2f", r.ratioOf(bt.bare, bt.raw))
+	}
 	return []string{r.c.name, fmt.Sprintf("%.0f", r.peak.rate()), ms(r.peak.P50US), ms(r.peak.P99US),
 		fmt.Sprintf("%.0f", r.half.rate()), ms(r.half.P99US), fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", p),
-		raw, ratio, verdict(r), fmt.Sprintf("%.0f", float64(r.rss)/(1<<20))}
+		raw, ratio, bare, verdict(r), fmt.Sprintf("%.0f", float64(r.rss)/(1<<20))}
 }
 
 func printResults(w io.Writer, o options, results []*caseResult) {
 	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase; server GOMAXPROCS %d of %d cores\n",
 		o.members, o.invitations, o.connections, o.duration, o.gomaxprocs, runtime.NumCPU())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\ttarget\tRSS MB\t")
+	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\tbare ratio\ttarget\tRSS MB\t")
 	for _, r := range results {
 		fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
 	}
@@ -473,8 +547,8 @@ func printResults(w io.Writer, o options, results []*caseResult) {
 }
 
 func printMarkdown(w io.Writer, o options, results []*caseResult) {
-	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | target | server RSS MB |\n")
-	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
+	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | bare gqlgen's ratio | target | server RSS MB |\n")
+	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
 	for _, r := range results {
 		c := cells(r)
 		c[0] = fmt.Sprintf("(%s) %s", r.c.name, r.c.title)

@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// server is the real invitations server, built from this checkout.
+// server is a server built from this checkout: the invitations server, or the bench's
+// reference server (bench/bare), which reads the same environment.
 type server struct {
 	cmd    *exec.Cmd
 	url    string
@@ -26,13 +27,14 @@ type server struct {
 	done   chan error
 }
 
-// buildServer compiles the server into dir, as a deployment would run it.
-func buildServer(ctx context.Context, dir string) (string, error) {
-	bin, err := filepath.Abs(filepath.Join(dir, "invitations"))
+// buildServer compiles the server of package pkg into dir as name, as a deployment
+// would run it: "." is the invitations server, "./bench/bare" the reference server.
+func buildServer(ctx context.Context, dir, name, pkg string) (string, error) {
+	bin, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build (run the bench from the repository root): %w", err)
