@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// object is an object marshaller as gqlgen v0.17.95 generates it, with one plain field
+// and one resolver field (which may be deferred).
+const object = `func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *db.Member) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, memberImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "id":
+			out.Values[i] = ec._Member_id(ctx, field, obj)
+		case "connectionStatus":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				return ec._Member_connectionStatus(ctx, field, obj)
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+`
+
+func write(t *testing.T, src string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "generated.go")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRewrite(t *testing.T) {
+	path := write(t, object+"\n"+strings.ReplaceAll(object, "_Member", "_Invitation"))
+	if err := rewrite(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	out := string(b)
+	for want, n := range map[string]int{
+		"\tvar deferredFieldSet *graphql.FieldSet\n\tvar deferLabelToView map[string]*graphql.FieldSetView\n": 2,
+		"\t\t\tif field.IsDeferred() {\n\t\t\t\tif deferredFieldSet == nil {\n\t\t\t\t\tdeferredFieldSet = graphql.NewFieldSet(nil)\n" +
+			"\t\t\t\t\tdeferLabelToView = make(map[string]*graphql.FieldSetView)\n\t\t\t\t}\n\t\t\t\tdeferredFieldSet.AddField(field)\n": 2,
+		"\tif len(deferLabelToView) > 0 {\n\t\tatomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))\n" +
+			"\t\tec.ProcessDeferredGroup(graphql.DeferredGroup{\n\t\t\tDefers:   deferLabelToView,\n\t\t\tPath:     graphql.GetPath(ctx),\n" +
+			"\t\t\tFieldSet: deferredFieldSet,\n\t\t\tContext:  ctx,\n\t\t})\n\t}\n\n\treturn out\n": 2,
+	} {
+		if got := strings.Count(out, want); got != n {
+			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
+		}
+	}
+	if strings.Contains(out, ":= graphql.NewFieldSet(nil)") {
+		t.Errorf("an eager deferred set is left:\n%s", out)
+	}
+	// A second run leaves the file as it is.
+	if err := rewrite(path); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if b2, _ := os.ReadFile(path); string(b2) != out {
+		t.Error("a second run changed the file")
+	}
+}
+
+func TestRewriteRefusesUnknownForms(t *testing.T) {
+	for name, src := range map[string]string{
+		"no objects":                      "package graph\n",
+		"hand-over in another form":       strings.Replace(object, "Path:     graphql.GetPath(ctx),", "Path: graphql.GetPath(ctx),", 1),
+		"deferred branch in another form": strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
+	} {
+		if err := rewrite(write(t, src)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
