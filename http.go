@@ -128,10 +128,11 @@ func (a *app) handler() http.Handler {
 	// which would take it otherwise), authenticated by the Authorization header.
 	// No multipart or form transports: those are CORS "simple" requests that a
 	// cross-site form could use to run a mutation.
+	// GET and POST write a response of data alone without encoding it again (dataOnly).
 	gql.AddTransport(transport.Options{})
-	gql.AddTransport(transport.GET{})
+	gql.AddTransport(dataOnly{transport.GET{}})
 	gql.AddTransport(transport.SSE{})
-	gql.AddTransport(transport.POST{})
+	gql.AddTransport(dataOnly{transport.POST{}})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(gqlMetrics{a.metrics}) // operations, durations, errors and userErrors by code (metrics.go)
 	// Abuse limits, checked before any resolver runs: tokens while parsing, then a
