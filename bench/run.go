@@ -292,6 +292,14 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 			return nil, err
 		}
 		defer bare.stop()
+		// Warmed first: on its very first request the server is slow enough for the
+		// recipients' batch to close before all of a page's keys arrive (dataloadgen
+		// waits 1 ms, as gqlgen's documentation has it), which would fail the check.
+		for range 10 {
+			if _, err := bare.post(token(first0.Handle), body(first0)); err != nil {
+				return nil, err
+			}
+		}
 		if err := e.checkStatements(ctx, bare, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
 			return nil, err
 		}
@@ -628,10 +636,13 @@ func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, 
 	return nil
 }
 
-var placeholder = regexp.MustCompile(`\$\d+`)
+// placeholder matches a parameter, a string constant or a number.
+var placeholder = regexp.MustCompile(`\$\d+|'[^']*'|\b\d+\b`)
 
-// normalize spells a statement as pg_stat_statements shows it with every constant
-// and parameter as ? and single spaces.
+// normalize spells a statement with every constant and parameter as ? and single
+// spaces. pg_stat_statements shows the constants of a statement as parameters, unless
+// the statement was prepared before its entry was made (a server warmed before the
+// check): then as written.
 func normalize(q string) string {
 	return strings.Join(strings.Fields(placeholder.ReplaceAllString(q, "?")), " ")
 }
