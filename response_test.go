@@ -38,8 +38,10 @@ func (e fixedExecutor) DispatchError(_ context.Context, list gqlerror.List) *gra
 func TestDataOnlyWritesWhatGqlgenWrites(t *testing.T) {
 	yes := true
 	responses := map[string]*graphql.Response{
-		"data":                {Data: json.RawMessage(`{"pendingInvitations":{"totalCount":2,"edges":[{"node":{"id":"SW52OjE=","message":"Hi – let's connect ’ ok"}}]}}`)},
-		"empty data":          {Data: json.RawMessage(`{}`)},
+		"data":       {Data: json.RawMessage(`{"pendingInvitations":{"totalCount":2,"edges":[{"node":{"id":"SW52OjE=","message":"Hi – let's connect ’ ok"}}]}}`)},
+		"empty data": {Data: json.RawMessage(`{}`)},
+		// gqlgen's executor hands over an empty, not a nil, extensions map.
+		"empty extensions":    {Data: json.RawMessage(`{"a":1}`), Extensions: map[string]any{}, Path: ast.Path{}},
 		"null data":           {Data: json.RawMessage(`null`)},
 		"no data":             {},
 		"less than":           {Data: json.RawMessage(`{"message":"a < b"}`)},
@@ -96,12 +98,31 @@ func TestDataOnlyWritesWhatGqlgenWrites(t *testing.T) {
 		}
 	}
 	// The fast path is taken where it can be (data alone, nothing to escape).
-	for _, name := range []string{"data", "empty data", "null data", "trailing E2", "escapes in a string"} {
+	for _, name := range []string{"data", "empty data", "empty extensions", "null data", "trailing E2", "escapes in a string"} {
 		if !dataAlone(responses[name]) {
 			t.Errorf("%s: not written directly", name)
 		}
 	}
-	if fast != 5 {
-		t.Errorf("%d responses written directly, want 5", fast)
+	if fast != 6 {
+		t.Errorf("%d responses written directly, want 6", fast)
+	}
+}
+
+// TestServerAnswersTakeTheDataOnlyPath: the server's own answers (a page of invitations)
+// are written directly, and one with an error is not. The bytes are gqlgen's either way
+// (above); this checks that the server's responses are of the form the path expects.
+func TestServerAnswersTakeTheDataOnlyPath(t *testing.T) {
+	s := startServer(t, nil)
+	ada := s.member("ada")
+	s.member("bob")
+	s.conn.MustExec(`INSERT INTO invitations (sender_id, recipient_id, message, sent_at)
+		SELECT a.id, b.id, 'Hello', now() FROM members a, members b WHERE a.handle = 'ada' AND b.handle = 'bob'`)
+	before := dataOnlyWrites.Load()
+	d := s.ok(ada, `{ pendingInvitations(first: 5) { totalCount edges { cursor node { id message sentAt recipient { name } } } } }`, nil)
+	if get(d, "pendingInvitations.totalCount") != 1.0 || get(d, "pendingInvitations.edges.0.node.message") != "Hello" {
+		t.Fatalf("page: %v", d)
+	}
+	if dataOnlyWrites.Load() == before {
+		t.Error("the page was encoded again, not written directly")
 	}
 }
