@@ -49,22 +49,21 @@ type trial struct {
 
 // rawCPU is the pgbench CPU per transaction without the statement that picks the
 // transaction's parameters from bench_pg.
-func (r *caseResult) rawCPU() float64 {
-	if r.raw == nil {
+func (r *caseResult) rawCPU() float64 { return r.rawCPUOf(r.raw) }
+
+func (r *caseResult) rawCPUOf(raw *pgbenchResult) float64 {
+	if raw == nil {
 		return 0
 	}
-	return r.raw.cpuPerTx() - r.prelude.cpuPerTx()
+	return raw.cpuPerTx() - r.prelude.cpuPerTx()
 }
 
 func (r *caseResult) ratio() float64 { return r.ratioOf(r.peak, r.raw) }
 
 // ratioOf is a peak run's CPU per request over the raw SQL's per transaction.
 func (r *caseResult) ratioOf(peak *wrkResult, raw *pgbenchResult) float64 {
-	if raw == nil || peak == nil {
-		return 0
-	}
-	rawCPU := raw.cpuPerTx() - r.prelude.cpuPerTx()
-	if rawCPU <= 0 {
+	rawCPU := r.rawCPUOf(raw)
+	if rawCPU <= 0 || peak == nil {
 		return 0
 	}
 	s, p := peak.cpuPerRequest()
@@ -282,7 +281,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	// The bound is honest only if pgbench runs what the server runs: compare the
 	// statements of one request with those of one pgbench transaction.
 	first0 := reqs[0]
-	if err := e.checkStatements(ctx, srv, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
+	if err := e.checkStatements(ctx, "the server", srv, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
 		return nil, err
 	}
 	// The reference server runs beside the real one, idle while the other is measured.
@@ -300,7 +299,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 				return nil, err
 			}
 		}
-		if err := e.checkStatements(ctx, bare, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
+		if err := e.checkStatements(ctx, "the reference server", bare, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
 			return nil, err
 		}
 	}
@@ -607,7 +606,7 @@ func (e *runEnv) resetStatements(ctx context.Context) error {
 
 // checkStatements sends one request and runs one pgbench transaction, and records a
 // failure unless both issued the same statements the same number of times.
-func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, script string, vars map[string]string, res *caseResult) error {
+func (e *runEnv) checkStatements(ctx context.Context, who string, srv *server, token, body, script string, vars map[string]string, res *caseResult) error {
 	if err := e.resetStatements(ctx); err != nil {
 		return err
 	}
@@ -616,7 +615,7 @@ func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, 
 		return err
 	}
 	if strings.Contains(string(answer), `"errors":`) || strings.Contains(string(answer), `"userErrors":[{`) {
-		res.failures = append(res.failures, "the first request was refused: "+string(answer))
+		res.failures = append(res.failures, who+": the first request was refused: "+string(answer))
 	}
 	got, err := e.statements(ctx)
 	if err != nil {
@@ -648,8 +647,8 @@ func (e *runEnv) checkStatements(ctx context.Context, srv *server, token, body, 
 		return m
 	}
 	if g, w := calls(got), calls(want); !maps.Equal(g, w) {
-		res.failures = append(res.failures, fmt.Sprintf("pgbench's script (sql/%s) does not run what the server runs.\nserver:\n%spgbench:\n%s",
-			res.c.script, formatStatements(got), formatStatements(want)))
+		res.failures = append(res.failures, fmt.Sprintf("pgbench's script (sql/%s) does not run what %s runs.\nserver:\n%spgbench:\n%s",
+			res.c.script, who, formatStatements(got), formatStatements(want)))
 	}
 	return nil
 }
