@@ -50,7 +50,7 @@ const (
 	pageSQL    = `SELECT i.id, i.sender_id, i.recipient_id, i.message, i.source, i.status, i.sent_at, i.responded_at, i.withdrawn_at, ` +
 		`(SELECT count(*) FROM invitations i WHERE i.sent_at <= $1 AND i.sender_id = $2 AND i.status IN ('PENDING', 'IGNORED') AND i.sent_at > $3) AS total ` +
 		`FROM invitations i WHERE i.sent_at <= $4 AND i.sender_id = $5 AND i.status IN ('PENDING', 'IGNORED') AND i.sent_at > $6 ` +
-		`ORDER BY i.sent_at DESC, i.id DESC LIMIT %d`
+		`ORDER BY i.sent_at DESC, i.id DESC LIMIT 21`
 )
 
 // expiry is how long an invitation stays pending (the invitations server's default).
@@ -86,22 +86,22 @@ type PageInfo struct {
 }
 
 type Resolver struct {
-	db                    *sql.DB
-	viewer, members, page lazyStmt
+	viewer, members, page *lazyStmt
 }
 
 // lazyStmt is a statement prepared on its first use (database/sql then prepares it on
 // each pooled connection as it goes), so that it is parsed while pg_stat_statements
 // watches: the bench compares the statements of one request with its raw SQL's.
 type lazyStmt struct {
+	db   *sql.DB
 	text string
 	once sync.Once
 	stmt *sql.Stmt
 	err  error
 }
 
-func (s *lazyStmt) get(db *sql.DB) (*sql.Stmt, error) {
-	s.once.Do(func() { s.stmt, s.err = db.Prepare(s.text) })
+func (s *lazyStmt) get() (*sql.Stmt, error) {
+	s.once.Do(func() { s.stmt, s.err = s.db.Prepare(s.text) })
 	return s.stmt, s.err
 }
 
@@ -116,7 +116,7 @@ func (r *queryResolver) PendingInvitations(ctx context.Context, filter *PendingI
 	var name, headline, plan, mhandle string
 	var connections int
 	var created time.Time
-	viewerStmt, err := r.viewer.get(r.db)
+	viewerStmt, err := r.viewer.get()
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (r *queryResolver) PendingInvitations(ctx context.Context, filter *PendingI
 		older = now.Add(-time.Duration(*filter.OlderThanDays) * 24 * time.Hour)
 	}
 	after := now.Add(-expiry)
-	page, err := r.page.get(r.db)
+	page, err := r.page.get()
 	if err != nil {
 		return nil, err
 	}
@@ -178,22 +178,26 @@ func (r *invitationResolver) Recipient(ctx context.Context, obj *Invitation) (*M
 func (r *Resolver) loadMembers(ctx context.Context, ids []int64) ([]*Member, []error) {
 	out := make([]*Member, len(ids))
 	errs := make([]error, len(ids))
-	members, err := r.members.get(r.db)
-	if err == nil {
-		var rows *sql.Rows
-		if rows, err = members.QueryContext(ctx, pq.Array(ids)); err == nil {
-			return scanMembers(rows, ids)
+	byID, err := r.membersByID(ctx, ids)
+	for i, id := range ids {
+		if err != nil {
+			errs[i] = err
+		} else if out[i] = byID[id]; out[i] == nil {
+			errs[i] = fmt.Errorf("member %d not found", id)
 		}
-	}
-	for i := range errs {
-		errs[i] = err
 	}
 	return out, errs
 }
 
-func scanMembers(rows *sql.Rows, ids []int64) ([]*Member, []error) {
-	out := make([]*Member, len(ids))
-	errs := make([]error, len(ids))
+func (r *Resolver) membersByID(ctx context.Context, ids []int64) (map[int64]*Member, error) {
+	members, err := r.members.get()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := members.QueryContext(ctx, pq.Array(ids))
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	byID := make(map[int64]*Member, len(ids))
 	for rows.Next() {
@@ -203,17 +207,12 @@ func scanMembers(rows *sql.Rows, ids []int64) ([]*Member, []error) {
 		var connections int
 		var created time.Time
 		if err := rows.Scan(&id, &handle, &m.Name, &m.Headline, &plan, &connections, &created); err != nil {
-			break
+			return nil, err
 		}
 		m.ID = strconv.FormatInt(id, 10)
 		byID[id] = &m
 	}
-	for i, id := range ids {
-		if out[i] = byID[id]; out[i] == nil {
-			errs[i] = fmt.Errorf("member %d not found", id)
-		}
-	}
-	return out, errs
+	return byID, rows.Err()
 }
 
 type handleKey struct{}
@@ -230,7 +229,7 @@ func main() {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	r := &Resolver{db: db, viewer: lazyStmt{text: viewerSQL}, members: lazyStmt{text: membersSQL}, page: lazyStmt{text: fmt.Sprintf(pageSQL, 21)}}
+	r := &Resolver{viewer: &lazyStmt{db: db, text: viewerSQL}, members: &lazyStmt{db: db, text: membersSQL}, page: &lazyStmt{db: db, text: pageSQL}}
 
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
