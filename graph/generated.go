@@ -7450,7 +7450,7 @@ func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel as
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var ignoreInvitationPayloadImplementors = []string{"IgnoreInvitationPayload"}
@@ -7499,7 +7499,7 @@ func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel as
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationImplementors = []string{"Invitation", "Node"}
@@ -7736,7 +7736,7 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationConnectionImplementors = []string{"InvitationConnection"}
@@ -7827,7 +7827,7 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationEdgeImplementors = []string{"InvitationEdge"}
@@ -7871,7 +7871,7 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationNoteStatsImplementors = []string{"InvitationNoteStats", "InvitationCounts"}
@@ -7940,7 +7940,7 @@ func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.Se
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationQuotaImplementors = []string{"InvitationQuota"}
@@ -8061,7 +8061,7 @@ func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.Select
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "InvitationCounts"}
@@ -8167,7 +8167,7 @@ func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationStatsImplementors = []string{"InvitationStats", "InvitationCounts"}
@@ -8251,7 +8251,7 @@ func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.Select
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var invitationWeekStatsImplementors = []string{"InvitationWeekStats", "InvitationCounts"}
@@ -8320,7 +8320,7 @@ func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.Se
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var markNotificationsReadPayloadImplementors = []string{"MarkNotificationsReadPayload"}
@@ -8369,7 +8369,7 @@ func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, s
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var memberImplementors = []string{"Member", "Node"}
@@ -8470,7 +8470,7 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -8568,7 +8568,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
@@ -8701,7 +8701,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -8834,7 +8834,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -8878,7 +8878,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -8932,7 +8932,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var queryImplementors = []string{"Query"}
@@ -9230,7 +9230,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var removeConnectionPayloadImplementors = []string{"RemoveConnectionPayload"}
@@ -9279,7 +9279,7 @@ func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel as
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
@@ -9375,7 +9375,7 @@ func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -9451,7 +9451,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"}
@@ -9542,7 +9542,7 @@ func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel 
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var withdrawResultImplementors = []string{"WithdrawResult"}
@@ -9591,7 +9591,7 @@ func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.Selecti
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
@@ -9687,7 +9687,7 @@ func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel as
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -9746,7 +9746,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -9800,7 +9800,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -9864,7 +9864,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -9928,7 +9928,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -9992,7 +9992,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -10081,7 +10081,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		})
 	}
 
-	return out
+	return objectJSON{fields, out.Values}
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -78,7 +78,7 @@ func TestRewrite(t *testing.T) {
 			"\t\t\t\t\tdeferLabelToView = make(map[string]*graphql.FieldSetView)\n\t\t\t\t}\n\t\t\t\tdeferredFieldSet.AddField(field)\n": 2,
 		"\tif len(deferLabelToView) > 0 {\n\t\tatomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))\n" +
 			"\t\tec.ProcessDeferredGroup(graphql.DeferredGroup{\n\t\t\tDefers:   deferLabelToView,\n\t\t\tPath:     graphql.GetPath(ctx),\n" +
-			"\t\t\tFieldSet: deferredFieldSet,\n\t\t\tContext:  ctx,\n\t\t})\n\t}\n\n\treturn out\n": 2,
+			"\t\t\tFieldSet: deferredFieldSet,\n\t\t\tContext:  ctx,\n\t\t})\n\t}\n\n\treturn objectJSON{fields, out.Values}\n}\n": 2,
 	} {
 		if got := strings.Count(out, want); got != n {
 			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
@@ -86,6 +86,9 @@ func TestRewrite(t *testing.T) {
 	}
 	if strings.Contains(out, ":= graphql.NewFieldSet(nil)") {
 		t.Errorf("an eager deferred set is left:\n%s", out)
+	}
+	if strings.Contains(out, "return out\n") {
+		t.Errorf("a field set is returned itself:\n%s", out)
 	}
 	// A second run leaves the file as it is.
 	if err := rewrite(path); err != nil {
@@ -98,9 +101,11 @@ func TestRewrite(t *testing.T) {
 
 func TestRewriteRefusesUnknownForms(t *testing.T) {
 	for name, src := range map[string]string{
-		"no objects":                      "package graph\n",
-		"hand-over in another form":       strings.Replace(object, "Path:     graphql.GetPath(ctx),", "Path: graphql.GetPath(ctx),", 1),
-		"deferred branch in another form": strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
+		"no objects":                         "package graph\n",
+		"hand-over in another form":          strings.Replace(object, "Path:     graphql.GetPath(ctx),", "Path: graphql.GetPath(ctx),", 1),
+		"deferred branch in another form":    strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
+		"field set returned in another form": strings.Replace(object, "\treturn out\n", "\treturn graphql.Marshaler(out)\n", 1),
+		"field set made in another form":     strings.Replace(object, "out := graphql.NewFieldSet(fields)", "out := graphql.NewFieldSet(fields[:])", 1),
 	} {
 		if err := rewrite(write(t, src)); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -1,0 +1,63 @@
+package graph
+
+import (
+	"bytes"
+	"io"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// objectJSON is what the generated executor's object marshallers return (see
+// internal/marshallers): an object's fields, as graphql.CollectFields found them, and
+// their marshalled values, in the same order. It writes the JSON object that gqlgen's
+// FieldSet.MarshalGQL writes for the same fields and values, without what that costs
+// per object: a map of the aliases written, and a heap copy of every field.
+//
+// Like FieldSet.MarshalGQL, it writes each alias once, the first time it appears;
+// CollectFields merges the selections of one alias, so an alias repeats only in
+// documents that validation refuses. Aliases are GraphQL names ([_A-Za-z][_0-9A-Za-z]*),
+// which JSON needs no escape for.
+type objectJSON struct {
+	fields []graphql.CollectedField
+	values []graphql.Marshaler
+}
+
+func (o objectJSON) MarshalGQL(w io.Writer) {
+	sep := byte('{')
+	for i := range o.fields {
+		alias := o.fields[i].Alias
+		if o.written(i, alias) {
+			continue
+		}
+		writeKey(w, sep, alias)
+		sep = ','
+		o.values[i].MarshalGQL(w)
+	}
+	if sep == '{' {
+		io.WriteString(w, "{}")
+		return
+	}
+	io.WriteString(w, "}")
+}
+
+// writeKey writes sep, the quoted alias and a colon, in one write. The executor
+// marshals into a bytes.Buffer, whose spare capacity holds them without an allocation.
+func writeKey(w io.Writer, sep byte, alias string) {
+	if b, ok := w.(*bytes.Buffer); ok {
+		k := append(b.AvailableBuffer(), sep, '"')
+		k = append(k, alias...)
+		b.Write(append(k, '"', ':'))
+		return
+	}
+	io.WriteString(w, string(sep)+`"`+alias+`":`)
+}
+
+// written reports whether a field before the i-th has this alias.
+func (o objectJSON) written(i int, alias string) bool {
+	for j := range i {
+		if o.fields[j].Alias == alias {
+			return true
+		}
+	}
+	return false
+}

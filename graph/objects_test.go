@@ -1,0 +1,65 @@
+package graph
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// objectJSON writes what gqlgen's FieldSet.MarshalGQL writes for the same fields and
+// values, whatever the fields and values are.
+func TestObjectJSONWritesWhatFieldSetWrites(t *testing.T) {
+	field := func(alias string) graphql.CollectedField {
+		return graphql.CollectedField{Field: &ast.Field{Alias: alias, Name: alias}}
+	}
+	nested := func() graphql.Marshaler {
+		return objectJSON{
+			fields: []graphql.CollectedField{field("id"), field("name")},
+			values: []graphql.Marshaler{graphql.MarshalID("TWVtYmVyOjE"), graphql.MarshalString(`"Ann" <ann>`)},
+		}
+	}
+	long := "a_very_long_alias_that_does_not_fit_in_the_key_buffer_of_sixty_four_bytes_0123456789"
+	for name, c := range map[string]struct {
+		fields []graphql.CollectedField
+		values func() []graphql.Marshaler
+	}{
+		"no fields": {nil, func() []graphql.Marshaler { return nil }},
+		"one field": {[]graphql.CollectedField{field("totalCount")}, func() []graphql.Marshaler {
+			return []graphql.Marshaler{graphql.MarshalInt(1000)}
+		}},
+		"several kinds of value": {
+			[]graphql.CollectedField{field("__typename"), field("message"), field("recipient"), field("edges"), field("hasNextPage"), field(long)},
+			func() []graphql.Marshaler {
+				return []graphql.Marshaler{graphql.MarshalString("Invitation"), graphql.Null, nested(),
+					graphql.Array{nested(), graphql.Null}, graphql.MarshalBoolean(true), graphql.MarshalFloat(0.25)}
+			},
+		},
+		"a repeated alias is written once": {
+			[]graphql.CollectedField{field("a"), field("b"), field("a"), field("_1")},
+			func() []graphql.Marshaler {
+				return []graphql.Marshaler{graphql.MarshalInt(1), graphql.MarshalInt(2), graphql.MarshalInt(3), graphql.MarshalInt(4)}
+			},
+		},
+		"a repeated first alias": {
+			[]graphql.CollectedField{field("a"), field("a")},
+			func() []graphql.Marshaler { return []graphql.Marshaler{graphql.MarshalInt(1), graphql.MarshalInt(2)} },
+		},
+	} {
+		want := graphql.NewFieldSet(c.fields)
+		copy(want.Values, c.values())
+		var wantBuf, got, gotPlain bytes.Buffer
+		want.MarshalGQL(&wantBuf)
+		objectJSON{c.fields, c.values()}.MarshalGQL(&got)
+		objectJSON{c.fields, c.values()}.MarshalGQL(plainWriter{&gotPlain})
+		if got.String() != wantBuf.String() || gotPlain.String() != wantBuf.String() {
+			t.Errorf("%s: objectJSON wrote\n%s\n(to a plain writer\n%s)\nFieldSet wrote\n%s", name, got.String(), gotPlain.String(), wantBuf.String())
+		}
+	}
+}
+
+// plainWriter is an io.Writer that is not a bytes.Buffer.
+type plainWriter struct{ b *bytes.Buffer }
+
+func (p plainWriter) Write(b []byte) (int, error) { return p.b.Write(b) }
