@@ -3124,7 +3124,7 @@ func (ec *executionContext) fieldContext_AcceptInvitationPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _AcceptInvitationPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AcceptInvitationPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_AcceptInvitationPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AcceptInvitationPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -3195,7 +3195,7 @@ func (ec *executionContext) fieldContext_IgnoreInvitationPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _IgnoreInvitationPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.IgnoreInvitationPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_IgnoreInvitationPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("IgnoreInvitationPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -3273,7 +3273,7 @@ func (ec *executionContext) fieldContext_Invitation_recipient(_ context.Context,
 }
 
 func (ec *executionContext) _Invitation_message(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Message)
+	return optionalLeafString(obj.Message)
 }
 func (ec *executionContext) fieldContext_Invitation_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type String does not have child fields"))
@@ -3326,7 +3326,7 @@ func (ec *executionContext) fieldContext_Invitation_source(_ context.Context, fi
 }
 
 func (ec *executionContext) _Invitation_sentAt(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.SentAt)
+	return leafDateTime{&obj.SentAt}
 }
 func (ec *executionContext) fieldContext_Invitation_sentAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type DateTime does not have child fields"))
@@ -3340,7 +3340,7 @@ func (ec *executionContext) fieldContext_Invitation_ageDays(_ context.Context, f
 }
 
 func (ec *executionContext) _Invitation_expiresAt(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+	return leafDateTime{&obj.ExpiresAt}
 }
 func (ec *executionContext) fieldContext_Invitation_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Invitation", field, false, false, errors.New("field of type DateTime does not have child fields"))
@@ -3480,7 +3480,7 @@ func (ec *executionContext) fieldContext_InvitationConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _InvitationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.InvitationEdge) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	return leafString{&obj.Cursor}
 }
 func (ec *executionContext) fieldContext_InvitationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InvitationEdge", field, false, false, errors.New("field of type String does not have child fields"))
@@ -3912,7 +3912,7 @@ func (ec *executionContext) fieldContext_InvitationStats_bySource(_ context.Cont
 }
 
 func (ec *executionContext) _InvitationWeekStats_weekStart(ctx context.Context, field graphql.CollectedField, obj *db.WeekStats) (ret graphql.Marshaler) {
-	return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.WeekStart)
+	return leafDateTime{&obj.WeekStart}
 }
 func (ec *executionContext) fieldContext_InvitationWeekStats_weekStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InvitationWeekStats", field, false, false, errors.New("field of type DateTime does not have child fields"))
@@ -4016,7 +4016,7 @@ func (ec *executionContext) fieldContext_MarkNotificationsReadPayload_userErrors
 }
 
 func (ec *executionContext) _MarkNotificationsReadPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.MarkNotificationsReadPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_MarkNotificationsReadPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("MarkNotificationsReadPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -4030,21 +4030,21 @@ func (ec *executionContext) fieldContext_Member_id(_ context.Context, field grap
 }
 
 func (ec *executionContext) _Member_handle(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Handle)
+	return leafString{&obj.Handle}
 }
 func (ec *executionContext) fieldContext_Member_handle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Member_name(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return leafString{&obj.Name}
 }
 func (ec *executionContext) fieldContext_Member_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Member_headline(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Headline)
+	return leafString{&obj.Headline}
 }
 func (ec *executionContext) fieldContext_Member_headline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, false, false, errors.New("field of type String does not have child fields"))
@@ -4495,7 +4495,7 @@ func (ec *executionContext) fieldContext_Notification_invitation(_ context.Conte
 }
 
 func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *db.Notification) (ret graphql.Marshaler) {
-	return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.CreatedAt)
+	return leafDateTime{&obj.CreatedAt}
 }
 func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, false, false, errors.New("field of type DateTime does not have child fields"))
@@ -4651,7 +4651,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_unreadCount(_ co
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	return leafString{&obj.Cursor}
 }
 func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("NotificationEdge", field, false, false, errors.New("field of type String does not have child fields"))
@@ -4704,14 +4704,14 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.StartCursor)
+	return optionalLeafString(obj.StartCursor)
 }
 func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.EndCursor)
+	return optionalLeafString(obj.EndCursor)
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type String does not have child fields"))
@@ -5293,7 +5293,7 @@ func (ec *executionContext) fieldContext_RemoveConnectionPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _RemoveConnectionPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.RemoveConnectionPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_RemoveConnectionPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RemoveConnectionPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -5403,7 +5403,7 @@ func (ec *executionContext) fieldContext_SendInvitationPayload_userErrors(_ cont
 }
 
 func (ec *executionContext) _SendInvitationPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.SendInvitationPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_SendInvitationPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SendInvitationPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -5497,7 +5497,7 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	return leafString{&obj.Message}
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, errors.New("field of type String does not have child fields"))
@@ -5614,7 +5614,7 @@ func (ec *executionContext) fieldContext_WithdrawInvitationPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _WithdrawInvitationPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawInvitationPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_WithdrawInvitationPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WithdrawInvitationPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -5786,7 +5786,7 @@ func (ec *executionContext) fieldContext_WithdrawSelectedPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _WithdrawSelectedPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawSelectedPayload) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.ClientMutationID)
+	return optionalLeafString(obj.ClientMutationID)
 }
 func (ec *executionContext) fieldContext_WithdrawSelectedPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("WithdrawSelectedPayload", field, false, false, errors.New("field of type String does not have child fields"))
@@ -7409,7 +7409,7 @@ var acceptInvitationPayloadImplementors = []string{"AcceptInvitationPayload"}
 func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AcceptInvitationPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, acceptInvitationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7458,7 +7458,7 @@ var ignoreInvitationPayloadImplementors = []string{"IgnoreInvitationPayload"}
 func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IgnoreInvitationPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, ignoreInvitationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7507,7 +7507,7 @@ var invitationImplementors = []string{"Invitation", "Node"}
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *db.Invitation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7744,7 +7744,7 @@ var invitationConnectionImplementors = []string{"InvitationConnection"}
 func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationConnection) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7835,7 +7835,7 @@ var invitationEdgeImplementors = []string{"InvitationEdge"}
 func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationEdge) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7879,7 +7879,7 @@ var invitationNoteStatsImplementors = []string{"InvitationNoteStats", "Invitatio
 func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.SelectionSet, obj *db.NoteStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationNoteStatsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7948,7 +7948,7 @@ var invitationQuotaImplementors = []string{"InvitationQuota"}
 func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.SelectionSet, obj *db.Quota) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationQuotaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8069,7 +8069,7 @@ var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "Invit
 func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.SelectionSet, obj *db.SourceStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationSourceStatsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8175,7 +8175,7 @@ var invitationStatsImplementors = []string{"InvitationStats", "InvitationCounts"
 func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.SelectionSet, obj *db.Stats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationStatsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8259,7 +8259,7 @@ var invitationWeekStatsImplementors = []string{"InvitationWeekStats", "Invitatio
 func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.SelectionSet, obj *db.WeekStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, invitationWeekStatsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8328,7 +8328,7 @@ var markNotificationsReadPayloadImplementors = []string{"MarkNotificationsReadPa
 func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, sel ast.SelectionSet, obj *model.MarkNotificationsReadPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, markNotificationsReadPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8377,7 +8377,7 @@ var memberImplementors = []string{"Member", "Node"}
 func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *db.Member) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, memberImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8481,7 +8481,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		Object: "Mutation",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8576,7 +8576,7 @@ var notificationImplementors = []string{"Notification", "Node"}
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *db.Notification) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8709,7 +8709,7 @@ var notificationConnectionImplementors = []string{"NotificationConnection"}
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationConnection) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8842,7 +8842,7 @@ var notificationEdgeImplementors = []string{"NotificationEdge"}
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationEdge) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8886,7 +8886,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8943,7 +8943,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		Object: "Query",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9238,7 +9238,7 @@ var removeConnectionPayloadImplementors = []string{"RemoveConnectionPayload"}
 func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveConnectionPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeConnectionPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9287,7 +9287,7 @@ var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
 func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SendInvitationPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sendInvitationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9405,7 +9405,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userErrorImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9459,7 +9459,7 @@ var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"
 func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawInvitationPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawInvitationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9550,7 +9550,7 @@ var withdrawResultImplementors = []string{"WithdrawResult"}
 func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawResult) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawResultImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9599,7 +9599,7 @@ var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
 func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawSelectedPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawSelectedPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9695,7 +9695,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9754,7 +9754,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9808,7 +9808,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9872,7 +9872,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9936,7 +9936,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -10000,7 +10000,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {

@@ -2,6 +2,8 @@ package graph
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -63,3 +65,34 @@ func TestObjectJSONWritesWhatFieldSetWrites(t *testing.T) {
 type plainWriter struct{ b *bytes.Buffer }
 
 func (p plainWriter) Write(b []byte) (int, error) { return p.b.Write(b) }
+
+// A field set from newFieldSet holds n values, and resolves them, at once or
+// concurrently, as one from graphql.NewFieldSet does.
+func TestNewFieldSet(t *testing.T) {
+	for _, n := range []int{0, 1, 4, 5, 8, 9, 30} {
+		set := newFieldSet(n)
+		if len(set.Values) != n {
+			t.Fatalf("newFieldSet(%d) holds %d values", n, len(set.Values))
+		}
+		fields := make([]graphql.CollectedField, n)
+		for i := range n {
+			fields[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
+			if i%2 == 0 {
+				set.Values[i] = graphql.MarshalInt(i)
+				continue
+			}
+			set.Concurrently(i, func(context.Context) graphql.Marshaler { return graphql.MarshalInt(i) })
+		}
+		set.Dispatch(context.Background())
+		want := graphql.NewFieldSet(fields)
+		for i := range n {
+			want.Values[i] = graphql.MarshalInt(i)
+		}
+		var got, wantBuf bytes.Buffer
+		objectJSON{fields, set.Values}.MarshalGQL(&got)
+		want.MarshalGQL(&wantBuf)
+		if got.String() != wantBuf.String() {
+			t.Errorf("n=%d: wrote %s, want %s", n, got.String(), wantBuf.String())
+		}
+	}
+}

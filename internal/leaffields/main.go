@@ -9,8 +9,16 @@
 // fields: about a fifth of the server's CPU for the heaviest page (bench case b). The
 // rewritten function calls the same marshaller on the same value:
 //
+//	func (ec *executionContext) _Member_id(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
+//		return ec.marshalNID2string(ctx, field.Selections, obj.NodeID())
+//	}
+//
+// or, for String and DateTime fields read from a struct field, returns a value that
+// points at the field and writes what gqlgen's marshaller would (graph/leaves.go),
+// without the closure gqlgen's allocates for every value:
+//
 //	func (ec *executionContext) _Invitation_sentAt(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-//		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.SentAt)
+//		return leafDateTime{&obj.SentAt}
 //	}
 //
 // Fields with a resolver, arguments, directives, a context or an error, or of another
@@ -44,6 +52,15 @@ var field = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _([A-Za-z0-
 	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v [^)\n]+\) graphql\.Marshaler \{\n\t\t\treturn ec\.(marshal[NO](?:String|ID|Int|Boolean|DateTime)2[^(\s]+)\(ctx, selections, v\)\n\t\t\},\n` +
 	`\t\ttrue,\n\t\t(?:true|false),\n\t\)\n\}`)
 
+// pointed are the marshallers whose values, when read from a struct field (obj.X, not
+// obj.X()), are written by a value that points at the field (graph/leaves.go) instead:
+// gqlgen's allocate a closure for each value. The format verb is the field.
+var pointed = map[string]string{
+	"marshalNString2string":      "leafString{&%s}",
+	"marshalOString2ᚖstring":     "optionalLeafString(%s)",
+	"marshalNDateTime2timeᚐTime": "leafDateTime{&%s}",
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: leaffields FILE TYPE.FIELD...")
@@ -64,13 +81,17 @@ func rewrite(path string, required []string) error {
 	out := field.ReplaceAllStringFunc(string(b), func(fn string) string {
 		m := field.FindStringSubmatch(fn)
 		done[m[2]+"."+m[3]] = true
+		if wrap, ok := pointed[m[5]]; ok && !strings.HasSuffix(m[4], "()") {
+			return m[1] + "\treturn " + fmt.Sprintf(wrap, "obj."+m[4]) + "\n}"
+		}
 		return m[1] + "\treturn ec." + m[5] + "(ctx, field.Selections, obj." + m[4] + ")\n}"
 	})
 	for _, f := range required {
 		typ, name, _ := strings.Cut(f, ".")
 		// Rewritten now, or by an earlier run of this command on the same file.
 		direct := regexp.MustCompile(`func \(ec \*executionContext\) _` + regexp.QuoteMeta(typ) + `_` + regexp.QuoteMeta(name) +
-			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\treturn ec\.marshal[^(]+\(ctx, field\.Selections, obj\.`)
+			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\treturn ` +
+			`(?:ec\.marshal[^(]+\(ctx, field\.Selections, obj\.|leaf[A-Za-z]+\{&obj\.|optionalLeafString\(obj\.)`)
 		if !done[f] && !direct.MatchString(out) {
 			return fmt.Errorf("%s: %s is not a plain leaf field in the form expected", path, f)
 		}

@@ -34,6 +34,10 @@ func fieldFunc(typ, name, value, goType, marshal string) string {
 func TestRewrite(t *testing.T) {
 	src := fieldFunc("Invitation", "sentAt", "obj.SentAt, nil", "time.Time", "marshalNDateTime2timeᚐTime") +
 		fieldFunc("Invitation", "id", "obj.NodeID(), nil", "string", "marshalNID2string") +
+		fieldFunc("Invitation", "message", "obj.Message, nil", "*string", "marshalOString2ᚖstring") +
+		fieldFunc("Member", "name", "obj.Name, nil", "string", "marshalNString2string") +
+		// A String read from a method is marshalled by gqlgen's marshaller.
+		fieldFunc("Member", "handle", "obj.Handle(), nil", "string", "marshalNString2string") +
 		// A resolver, a Float and a method with a context keep gqlgen's code.
 		fieldFunc("Invitation", "recipient", "ec.resolvers.Invitation().Recipient(ctx, obj)", "*db.Member", "marshalNMember2ᚖinvitationsᚋdbᚐMember") +
 		fieldFunc("Stats", "acceptanceRate", "obj.AcceptanceRate, nil", "*float64", "marshalOFloat2ᚖfloat64") +
@@ -42,14 +46,18 @@ func TestRewrite(t *testing.T) {
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite(path, []string{"Invitation.sentAt", "Invitation.id"}); err != nil {
+	required := []string{"Invitation.sentAt", "Invitation.id", "Invitation.message", "Member.name", "Member.handle"}
+	if err := rewrite(path, required); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
 	out := string(b)
 	for _, want := range []string{
-		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.SentAt)\n}",
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn leafDateTime{&obj.SentAt}\n}",
 		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn ec.marshalNID2string(ctx, field.Selections, obj.NodeID())\n}",
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn optionalLeafString(obj.Message)\n}",
+		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn leafString{&obj.Name}\n}",
+		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn ec.marshalNString2string(ctx, field.Selections, obj.Handle())\n}",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
@@ -59,7 +67,7 @@ func TestRewrite(t *testing.T) {
 		t.Errorf("%d fields left to ResolveField, want 3 (the resolver, the Float, the method with a context)", n)
 	}
 	// A second run finds the required fields already rewritten.
-	if err := rewrite(path, []string{"Invitation.sentAt", "Invitation.id"}); err != nil {
+	if err := rewrite(path, required); err != nil {
 		t.Errorf("second run: %v", err)
 	}
 	// A required field not in the expected form is an error.

@@ -87,6 +87,9 @@ func TestRewrite(t *testing.T) {
 	if strings.Contains(out, ":= graphql.NewFieldSet(nil)") {
 		t.Errorf("an eager deferred set is left:\n%s", out)
 	}
+	if n := strings.Count(out, "\tout := newFieldSet(len(fields))\n"); n != 2 {
+		t.Errorf("%d field sets made by newFieldSet, want 2:\n%s", n, out)
+	}
 	if strings.Contains(out, "return out\n") {
 		t.Errorf("a field set is returned itself:\n%s", out)
 	}
