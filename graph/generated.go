@@ -3202,7 +3202,7 @@ func (ec *executionContext) fieldContext_IgnoreInvitationPayload_clientMutationI
 }
 
 func (ec *executionContext) _Invitation_id(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID())
+	return nodeIDLeaf(obj)
 }
 func (ec *executionContext) fieldContext_Invitation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Invitation", field, true, false, errors.New("field of type ID does not have child fields"))
@@ -4023,7 +4023,7 @@ func (ec *executionContext) fieldContext_MarkNotificationsReadPayload_clientMuta
 }
 
 func (ec *executionContext) _Member_id(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID())
+	return nodeIDLeaf(obj)
 }
 func (ec *executionContext) fieldContext_Member_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, true, false, errors.New("field of type ID does not have child fields"))
@@ -4433,7 +4433,7 @@ func (ec *executionContext) fieldContext_Mutation_markNotificationsRead(ctx cont
 }
 
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *db.Notification) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID())
+	return nodeIDLeaf(obj)
 }
 func (ec *executionContext) fieldContext_Notification_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, true, false, errors.New("field of type ID does not have child fields"))

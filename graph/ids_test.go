@@ -9,6 +9,12 @@ import (
 
 func TestGlobalIDs(t *testing.T) {
 	id := db.NodeID(kindInvitation, 42)
+	if id != "SW52aXRhdGlvbjo0Mg" { // base64url("Invitation:42"), unpadded: clients keep these
+		t.Fatalf("NodeID(Invitation, 42) = %q", id)
+	}
+	if got := string(db.AppendNodeID([]byte("x"), kindMember, -1<<63)); got != "x"+base64.RawURLEncoding.EncodeToString([]byte("Member:-9223372036854775808")) {
+		t.Fatalf("AppendNodeID = %q", got)
+	}
 	if got, ok := idOf(id, kindInvitation); !ok || got != 42 {
 		t.Fatalf("round trip: %d %v", got, ok)
 	}

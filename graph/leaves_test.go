@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"invitations/db"
 	"invitations/graph/model"
 )
 
@@ -46,6 +47,22 @@ func TestLeavesWriteWhatGqlgenWrites(t *testing.T) {
 	} {
 		if got, want := marshalled(t, leafDateTime{&tm}), marshalled(t, model.MarshalDateTime(tm)); got != want {
 			t.Errorf("leafDateTime(%v) wrote %s, model.MarshalDateTime %s", tm, got, want)
+		}
+	}
+	for _, id := range []int64{0, 1, 255, 123456789, -7, 1<<63 - 1} {
+		for _, obj := range []nodeIDAppender{&db.Member{ID: id}, &db.Invitation{ID: id}, &db.Notification{ID: id}} {
+			var want string
+			switch o := obj.(type) {
+			case *db.Member:
+				want = marshalled(t, graphql.MarshalID(o.NodeID()))
+			case *db.Invitation:
+				want = marshalled(t, graphql.MarshalID(o.NodeID()))
+			case *db.Notification:
+				want = marshalled(t, graphql.MarshalID(o.NodeID()))
+			}
+			if got := marshalled(t, nodeIDLeaf(obj)); got != want {
+				t.Errorf("nodeIDLeaf(%T %d) wrote %s, gqlgen %s", obj, id, got, want)
+			}
 		}
 	}
 }

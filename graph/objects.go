@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"bytes"
 	"io"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -40,16 +39,9 @@ func (o objectJSON) MarshalGQL(w io.Writer) {
 	io.WriteString(w, "}")
 }
 
-// writeKey writes sep, the quoted alias and a colon, in one write. The executor
-// marshals into a bytes.Buffer, whose spare capacity holds them without an allocation.
+// writeKey writes sep, the quoted alias and a colon, in one write.
 func writeKey(w io.Writer, sep byte, alias string) {
-	if b, ok := w.(*bytes.Buffer); ok {
-		k := append(b.AvailableBuffer(), sep, '"')
-		k = append(k, alias...)
-		b.Write(append(k, '"', ':'))
-		return
-	}
-	io.WriteString(w, string(sep)+`"`+alias+`":`)
+	writeAppended(w, func(b []byte) []byte { return append(append(append(b, sep, '"'), alias...), '"', ':') })
 }
 
 // written reports whether a field before the i-th has this alias.

@@ -9,13 +9,14 @@
 // fields: about a fifth of the server's CPU for the heaviest page (bench case b). The
 // rewritten function calls the same marshaller on the same value:
 //
-//	func (ec *executionContext) _Member_id(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-//		return ec.marshalNID2string(ctx, field.Selections, obj.NodeID())
+//	func (ec *executionContext) _InvitationStats_sent(ctx context.Context, field graphql.CollectedField, obj *db.Stats) (ret graphql.Marshaler) {
+//		return ec.marshalNInt2int(ctx, field.Selections, obj.Sent)
 //	}
 //
-// or, for String and DateTime fields read from a struct field, returns a value that
-// points at the field and writes what gqlgen's marshaller would (graph/leaves.go),
-// without the closure gqlgen's allocates for every value:
+// or, for String and DateTime fields read from a struct field and for global ids (read
+// from obj.NodeID()), returns a value that points at the field or object and writes
+// what gqlgen's marshaller would (graph/leaves.go), without the closure gqlgen's
+// allocates for every value:
 //
 //	func (ec *executionContext) _Invitation_sentAt(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
 //		return leafDateTime{&obj.SentAt}
@@ -54,7 +55,8 @@ var field = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _([A-Za-z0-
 
 // pointed are the marshallers whose values, when read from a struct field (obj.X, not
 // obj.X()), are written by a value that points at the field (graph/leaves.go) instead:
-// gqlgen's allocate a closure for each value. The format verb is the field.
+// gqlgen's allocate a closure for each value. The format verb is the field. An ID read
+// from obj.NodeID() is written by nodeIDLeaf(obj), from the object.
 var pointed = map[string]string{
 	"marshalNString2string":      "leafString{&%s}",
 	"marshalOString2ᚖstring":     "optionalLeafString(%s)",
@@ -81,6 +83,9 @@ func rewrite(path string, required []string) error {
 	out := field.ReplaceAllStringFunc(string(b), func(fn string) string {
 		m := field.FindStringSubmatch(fn)
 		done[m[2]+"."+m[3]] = true
+		if m[4] == "NodeID()" && m[5] == "marshalNID2string" {
+			return m[1] + "\treturn nodeIDLeaf(obj)\n}"
+		}
 		if wrap, ok := pointed[m[5]]; ok && !strings.HasSuffix(m[4], "()") {
 			return m[1] + "\treturn " + fmt.Sprintf(wrap, "obj."+m[4]) + "\n}"
 		}
@@ -91,7 +96,7 @@ func rewrite(path string, required []string) error {
 		// Rewritten now, or by an earlier run of this command on the same file.
 		direct := regexp.MustCompile(`func \(ec \*executionContext\) _` + regexp.QuoteMeta(typ) + `_` + regexp.QuoteMeta(name) +
 			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\treturn ` +
-			`(?:ec\.marshal[^(]+\(ctx, field\.Selections, obj\.|leaf[A-Za-z]+\{&obj\.|optionalLeafString\(obj\.)`)
+			`(?:ec\.marshal[^(]+\(ctx, field\.Selections, obj\.|leaf[A-Za-z]+\{&obj\.|optionalLeafString\(obj\.|nodeIDLeaf\(obj\))`)
 		if !done[f] && !direct.MatchString(out) {
 			return fmt.Errorf("%s: %s is not a plain leaf field in the form expected", path, f)
 		}

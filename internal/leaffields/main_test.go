@@ -54,7 +54,7 @@ func TestRewrite(t *testing.T) {
 	out := string(b)
 	for _, want := range []string{
 		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn leafDateTime{&obj.SentAt}\n}",
-		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn ec.marshalNID2string(ctx, field.Selections, obj.NodeID())\n}",
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn nodeIDLeaf(obj)\n}",
 		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn optionalLeafString(obj.Message)\n}",
 		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn leafString{&obj.Name}\n}",
 		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn ec.marshalNString2string(ctx, field.Selections, obj.Handle())\n}",
