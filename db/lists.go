@@ -362,7 +362,9 @@ type cursor struct {
 // encodeCursor returns the opaque cursor of a position. It carries only the position:
 // every list query names the viewer, so a cursor can never widen scope.
 func encodeCursor(at time.Time, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d:%d", at.UnixMicro(), id)))
+	var raw [48]byte
+	r := strconv.AppendInt(append(strconv.AppendInt(raw[:0], at.UnixMicro(), 10), ':'), id, 10)
+	return base64.RawURLEncoding.EncodeToString(r)
 }
 
 func decodeCursor(s *string, arg string) (*cursor, error) {

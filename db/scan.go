@@ -13,22 +13,22 @@ import (
 // per row.
 type row[T any] interface {
 	*T
-	fields() []any
+	fields(dst []any) []any
 }
 
-// fields are m's fields in memberColumns order.
-func (m *Member) fields() []any {
-	return []any{&m.ID, &m.Handle, &m.Name, &m.Headline, &m.Plan, &m.ConnectionCount, &m.CreatedAt}
+// fields appends m's fields, in memberColumns order, to dst.
+func (m *Member) fields(dst []any) []any {
+	return append(dst, &m.ID, &m.Handle, &m.Name, &m.Headline, &m.Plan, &m.ConnectionCount, &m.CreatedAt)
 }
 
-// fields are inv's fields in invitationColumns order.
-func (inv *Invitation) fields() []any {
-	return []any{&inv.ID, &inv.SenderID, &inv.RecipientID, &inv.Message, &inv.Source, &inv.Status, &inv.SentAt, &inv.RespondedAt, &inv.WithdrawnAt}
+// fields appends inv's fields, in invitationColumns order, to dst.
+func (inv *Invitation) fields(dst []any) []any {
+	return append(dst, &inv.ID, &inv.SenderID, &inv.RecipientID, &inv.Message, &inv.Source, &inv.Status, &inv.SentAt, &inv.RespondedAt, &inv.WithdrawnAt)
 }
 
-// fields are n's fields in notificationColumns order.
-func (n *Notification) fields() []any {
-	return []any{&n.ID, &n.MemberID, &n.Kind, &n.InvitationID, &n.CreatedAt, &n.ReadAt}
+// fields appends n's fields, in notificationColumns order, to dst.
+func (n *Notification) fields(dst []any) []any {
+	return append(dst, &n.ID, &n.MemberID, &n.Kind, &n.InvitationID, &n.CreatedAt, &n.ReadAt)
 }
 
 // selectRows runs query and scans every row into a new T; the query selects T's
@@ -41,9 +41,11 @@ func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, ext
 	}
 	defer rows.Close()
 	var out []*T
+	var dst []any // each row's destinations, in one slice for all rows
 	for rows.Next() {
 		item := new(T)
-		if err := rows.Scan(append(P(item).fields(), extra...)...); err != nil {
+		dst = append(P(item).fields(dst[:0]), extra...)
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
 		out = append(out, item)
@@ -54,7 +56,7 @@ func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, ext
 // getRow runs query and scans its one row into a new T; nil when there is none.
 func getRow[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*T, error) {
 	item := new(T)
-	err := q.QueryRowxContext(ctx, query, args...).Scan(P(item).fields()...)
+	err := q.QueryRowxContext(ctx, query, args...).Scan(P(item).fields(nil)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

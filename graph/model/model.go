@@ -57,9 +57,10 @@ type InvitationConnection struct {
 
 // NewInvitationConnection wraps a repository page.
 func NewInvitationConnection(c *db.Connection) *InvitationConnection {
-	edges := make([]*InvitationEdge, len(c.Invitations))
+	edges, backing := make([]*InvitationEdge, len(c.Invitations)), make([]InvitationEdge, len(c.Invitations))
 	for i, inv := range c.Invitations {
-		edges[i] = &InvitationEdge{Cursor: c.Cursors[i], Node: inv}
+		backing[i] = InvitationEdge{Cursor: c.Cursors[i], Node: inv}
+		edges[i] = &backing[i]
 	}
 	return &InvitationConnection{Page: c, Edges: edges}
 }
@@ -115,9 +116,10 @@ type NotificationConnection struct {
 
 // NewNotificationConnection wraps a repository page.
 func NewNotificationConnection(p *db.NotificationPage) *NotificationConnection {
-	edges := make([]*NotificationEdge, len(p.Notifications))
+	edges, backing := make([]*NotificationEdge, len(p.Notifications)), make([]NotificationEdge, len(p.Notifications))
 	for i, n := range p.Notifications {
-		edges[i] = &NotificationEdge{Cursor: p.Cursors[i], Node: n}
+		backing[i] = NotificationEdge{Cursor: p.Cursors[i], Node: n}
+		edges[i] = &backing[i]
 	}
 	return &NotificationConnection{Page: p, Edges: edges}
 }
