@@ -54,6 +54,7 @@ type options struct {
 	statements           bool
 	profile              bool
 	bare                 bool
+	disk                 bool
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.BoolVar(&verbose, "v", false, "print where PostgreSQL's CPU went in each wrk run")
 	flag.BoolVar(&o.profile, "profile", false, "write the server's CPU profile of each case to DIR/cpu-CASE.pprof")
 	flag.BoolVar(&o.markdown, "markdown", false, "print the results as a Markdown table too")
+	flag.BoolVar(&o.disk, "disk", false, "during the half-peak run of the write cases, time an 8 kB write and fdatasync every 10 ms on the cluster's disk (what commits wait for)")
 	flag.BoolVar(&o.bare, "bare", true, "measure the reference server (a bare gqlgen + lib/pq server, bench/bare) on the page cases too")
 	flag.Parse()
 	if o.smoke {

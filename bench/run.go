@@ -33,7 +33,8 @@ type caseResult struct {
 	raw        *pgbenchResult
 	prelude    *pgbenchResult
 	rss        int64
-	failures   []string // correctness failures: the run fails
+	disk       *diskResult // -disk, write cases
+	failures   []string    // correctness failures: the run fails
 	// trials are the (peak, raw SQL) pairs of a read case measured -repeat times; peak
 	// and raw are those of the median ratio.
 	trials []trial
@@ -341,7 +342,17 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, bc.writes); err != nil {
 		return nil, err
 	}
+	var probe *diskProbe
+	if o.disk && bc.writes {
+		probe = startDiskProbe(o.dir)
+	}
 	res.half, err = e.halfPeak(ctx, meter, srv, halfFile, res.peak.rate(), bc.writes)
+	if probe != nil {
+		d, perr := probe.finish()
+		if err == nil {
+			res.disk, err = d, perr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -522,6 +533,9 @@ func printCase(w io.Writer, r *caseResult) {
 	}
 	if r.peak.Ended > 0 {
 		fmt.Fprintf(w, "; the peak run used all its %d requests in %.1f s", r.peak.Requests, float64(r.peak.DurationUS)/1e6)
+	}
+	if r.disk != nil {
+		fmt.Fprintf(w, "; %s", r.disk)
 	}
 	fmt.Fprintf(w, "; RSS %.0f MB\n", float64(r.rss)/(1<<20))
 }
