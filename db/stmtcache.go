@@ -106,8 +106,11 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 // forgetIfStale drops a prepared statement the server no longer accepts (a schema
 // change altered its result, or it is gone), so the next use prepares it again.
 func (c *cachingConn) forgetIfStale(query string, err error) {
-	var pqErr *pq.Error
-	if err == nil || !errors.As(err, &pqErr) {
+	if err == nil {
+		return
+	}
+	var pqErr *pq.Error // on the heap (errors.As takes its address): only for an error
+	if !errors.As(err, &pqErr) {
 		return
 	}
 	// 0A000 feature_not_supported: "cached plan must not change result type";
