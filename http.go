@@ -139,7 +139,7 @@ func (a *app) handler() http.Handler {
 	// complexity in which lists cost their page size. Depth needs no limit of its own:
 	// the API's types do not nest cyclically, and gqlparser bounds introspection depth.
 	gql.SetParserTokenLimit(maxTokens)
-	gql.Use(extension.FixedComplexityLimit(graph.MaxComplexity))
+	gql.Use(graph.NewComplexityLimit(graph.MaxComplexity))
 	if a.production {
 		gql.SetDisableSuggestion(true) // no "Did you mean" field hints
 		gql.Use(graph.NoIntrospection{})
