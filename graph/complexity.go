@@ -82,11 +82,12 @@ type ComplexityLimit struct {
 
 type complexityKey struct{ query, operation, variables string }
 
-// Sizes beyond which an operation's cost is not kept, and how many are kept.
+// Sizes beyond which an operation's cost is not kept, and how many are kept: at most
+// about 2.5 MB, however varied the operations.
 const (
-	maxKeptQuery     = 8 << 10
+	maxKeptQuery     = 4 << 10
 	maxKeptVariables = 1 << 10
-	keptCosts        = 1000
+	keptCosts        = 500
 )
 
 // NewComplexityLimit returns the extension for gqlgen's handler.Use.
