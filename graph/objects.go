@@ -12,10 +12,10 @@ import (
 // FieldSet.MarshalGQL writes for the same fields and values, without what that costs
 // per object: a map of the aliases written, and a heap copy of every field.
 //
-// Like FieldSet.MarshalGQL, it writes each alias once, the first time it appears;
-// CollectFields merges the selections of one alias, so an alias repeats only in
-// documents that validation refuses. Aliases are GraphQL names ([_A-Za-z][_0-9A-Za-z]*),
-// which JSON needs no escape for.
+// Like FieldSet.MarshalGQL, it writes each alias once, the first time it appears
+// (CollectFields merges the selections of one alias, except from fragments on types it
+// cannot relate). Aliases are GraphQL names ([_A-Za-z][_0-9A-Za-z]*), which JSON needs
+// no escape for.
 type objectJSON struct {
 	fields []graphql.CollectedField
 	values []graphql.Marshaler
