@@ -193,9 +193,12 @@ func (l *batchLoader[K, V]) Load(ctx context.Context, key K) (V, error) {
 // LoadThunk adds key to the open batch, unless it was asked for before, and returns
 // a function that waits for its value.
 func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, error) {
-	hinted := l.hint != nil && l.hint(ctx)
 	l.mu.Lock()
 	b, ok := l.batches[key]
+	// The hint matters only to the open batch: a key preloaded, or in a batch already
+	// fetched, skips it (each of a page's recipients would otherwise look through the
+	// field's selections again).
+	hinted := l.hint != nil && (!ok || b == l.open) && l.hint(ctx)
 	if !ok {
 		now := time.Now()
 		if l.open == nil {
