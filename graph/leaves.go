@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"invitations/graph/model"
 )
 
 // The values of String and DateTime fields read straight from a struct field, and of
@@ -33,14 +35,11 @@ func optionalLeafString(s *string) graphql.Marshaler {
 	return leafString{s}
 }
 
-// leafDateTime is a DateTime field's value: RFC 3339 in UTC, with as many fractional
-// digits as needed, quoted (as model.MarshalDateTime writes it).
+// leafDateTime is a DateTime field's value (model.AppendDateTime).
 type leafDateTime struct{ t *time.Time }
 
 func (l leafDateTime) MarshalGQL(w io.Writer) {
-	writeAppended(w, func(b []byte) []byte {
-		return append(l.t.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
-	})
+	writeAppended(w, func(b []byte) []byte { return model.AppendDateTime(b, *l.t) })
 }
 
 // appendQuoted appends s as a JSON string, escaped as gqlgen's writeQuotedString

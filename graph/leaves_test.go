@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 	"time"
 
@@ -45,8 +46,12 @@ func TestLeavesWriteWhatGqlgenWrites(t *testing.T) {
 		time.Date(2026, 11, 22, 6, 5, 4, 100, paris), time.Date(2026, 3, 29, 2, 30, 0, 999999999, time.FixedZone("", -7*3600-42*60)),
 		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
 	} {
-		if got, want := marshalled(t, leafDateTime{&tm}), marshalled(t, model.MarshalDateTime(tm)); got != want {
-			t.Errorf("leafDateTime(%v) wrote %s, model.MarshalDateTime %s", tm, got, want)
+		want := strconv.Quote(tm.UTC().Format(time.RFC3339Nano))
+		if got := marshalled(t, leafDateTime{&tm}); got != want {
+			t.Errorf("leafDateTime(%v) wrote %s, want %s", tm, got, want)
+		}
+		if got := marshalled(t, model.MarshalDateTime(tm)); got != want {
+			t.Errorf("model.MarshalDateTime(%v) wrote %s, want %s", tm, got, want)
 		}
 	}
 	for _, id := range []int64{0, 1, 255, 123456789, -7, 1<<63 - 1} {

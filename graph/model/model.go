@@ -6,7 +6,6 @@ import (
 	"context"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"io"
-	"strconv"
 	"time"
 
 	"invitations/db"
@@ -17,9 +16,13 @@ type DateTime = time.Time
 
 // MarshalDateTime writes t as an RFC 3339 string in UTC.
 func MarshalDateTime(t time.Time) graphqlMarshaler {
-	return marshalFunc(func(w io.Writer) {
-		io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
-	})
+	return marshalFunc(func(w io.Writer) { w.Write(AppendDateTime(nil, t)) })
+}
+
+// AppendDateTime appends t as a DateTime JSON value: RFC 3339 in UTC, with as many
+// fractional digits as needed, quoted (its characters need no escape).
+func AppendDateTime(b []byte, t time.Time) []byte {
+	return append(t.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
 }
 
 // UnmarshalDateTime reads an RFC 3339 string (any offset).
