@@ -46,7 +46,13 @@ type trial struct {
 	peak *wrkResult
 	raw  *pgbenchResult
 	bare *wrkResult
+	// bareRaw is the raw SQL of the reference server's statements (the case's
+	// bareScript), measured right after its peak.
+	bareRaw *pgbenchResult
 }
+
+// bareRatio is the reference server's ratio in t.
+func (r *caseResult) bareRatio(t trial) float64 { return r.ratioOf(t.bare, t.bareRaw) }
 
 // rawCPU is the pgbench CPU per transaction without the statement that picks the
 // transaction's parameters from bench_pg.
@@ -83,7 +89,7 @@ func (r *caseResult) bareTrial() *trial {
 	if len(ts) == 0 {
 		return nil
 	}
-	slices.SortFunc(ts, func(a, b trial) int { return cmp.Compare(r.ratioOf(a.bare, a.raw), r.ratioOf(b.bare, b.raw)) })
+	slices.SortFunc(ts, func(a, b trial) int { return cmp.Compare(r.bareRatio(a), r.bareRatio(b)) })
 	return &ts[(len(ts)-1)/2]
 }
 
@@ -278,6 +284,14 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		prelude = "SELECT * FROM bench_pg WHERE i = (SELECT nextval('bench_pg_seq')) \\gset\n"
 		script = prelude + string(b)
 	}
+	bareScript := ""
+	if bc.bare {
+		b, err := files.ReadFile("sql/" + bc.bareScript)
+		if err != nil {
+			return nil, err
+		}
+		bareScript = prelude + string(b)
+	}
 
 	// The bound is honest only if pgbench runs what the server runs: compare the
 	// statements of one request with those of one pgbench transaction.
@@ -300,21 +314,27 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 				return nil, err
 			}
 		}
-		if err := e.checkStatements(ctx, "the reference server", bare, token(first0.Handle), body(first0), script, pgVars, res); err != nil {
+		if err := e.checkStatements(ctx, "the reference server", bare, token(first0.Handle), body(first0), bareScript, pgVars, res); err != nil {
 			return nil, err
 		}
 	}
-	barePeak := func(warm bool) (*wrkResult, error) {
+	// barePeak measures the reference server's peak, then the raw SQL of its statements,
+	// into t.
+	barePeak := func(t *trial, warm bool) (err error) {
 		if bare == nil {
-			return nil, nil
+			return nil
 		}
 		m := cpuMeter{serverPID: bare.pid(), postmaster: pm}
 		if warm {
 			if _, err := runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.warmup.Round(time.Second)+time.Second, 0, 0, false); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		return runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false)
+		if t.bare, err = runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false); err != nil {
+			return err
+		}
+		t.bareRaw, err = runPgbench(ctx, meter, e.c, runDB, bareScript, pgVars, o.connections, o.duration, 0)
+		return err
 	}
 	remaining := 0
 	if bc.hot {
@@ -377,7 +397,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		// Reads can be measured again (their requests cycle): the server's and the raw
 		// SQL's runs alternate, so that a slow spell of the machine weighs on both.
 		t := trial{peak: res.peak, raw: res.raw}
-		if t.bare, err = barePeak(true); err != nil {
+		if err := barePeak(&t, true); err != nil {
 			return nil, err
 		}
 		res.trials = []trial{t}
@@ -389,7 +409,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 			if t.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0); err != nil {
 				return nil, err
 			}
-			if t.bare, err = barePeak(false); err != nil {
+			if err := barePeak(&t, false); err != nil {
 				return nil, err
 			}
 			res.trials = append(res.trials, t)
@@ -521,12 +541,12 @@ func printCase(w io.Writer, r *caseResult) {
 	}
 	if bt := r.bareTrial(); bt != nil {
 		s, p := bt.bare.cpuPerRequest()
-		fmt.Fprintf(w, "; reference server (bench/bare) %.0f req/s, CPU/request %.0f µs + PostgreSQL %.0f µs, ratio %.2f",
-			bt.bare.rate(), s, p, r.ratioOf(bt.bare, bt.raw))
+		fmt.Fprintf(w, "; reference server (bench/bare) %.0f req/s, CPU/request %.0f µs + PostgreSQL %.0f µs, its raw SQL (sql/%s) %.0f µs/tx, ratio %.2f",
+			bt.bare.rate(), s, p, r.c.bareScript, r.rawCPUOf(bt.bareRaw), r.bareRatio(*bt))
 		if len(r.trials) > 1 {
 			var rs []string
 			for _, t := range r.trials {
-				rs = append(rs, fmt.Sprintf("%.2f", r.ratioOf(t.bare, t.raw)))
+				rs = append(rs, fmt.Sprintf("%.2f", r.bareRatio(t)))
 			}
 			fmt.Fprintf(w, " (median of %s)", strings.Join(rs, ", "))
 		}
@@ -567,7 +587,7 @@ func cells(r *caseResult) []string {
 		raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
 	}
 	if bt := r.bareTrial(); bt != nil {
-		bare = fmt.Sprintf("%.2f", r.ratioOf(bt.bare, bt.raw))
+		bare = fmt.Sprintf("%.2f", r.bareRatio(*bt))
 	}
 	return []string{r.c.name, fmt.Sprintf("%.0f", r.peak.rate()), ms(r.peak.P50US), ms(r.peak.P99US),
 		fmt.Sprintf("%.0f", r.half.rate()), ms(r.half.P99US), fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", p),

@@ -22,6 +22,10 @@ type Page struct {
 	// Count also counts the whole list, in the page's statement (one round trip instead
 	// of two when the client asks for totalCount).
 	Count bool
+	// Senders and Recipients also read the page's invitations' senders or recipients,
+	// in the page's statement (Connection.Members): for a client that shows them, one
+	// round trip instead of two. Lists of notifications ignore them.
+	Senders, Recipients bool
 }
 
 // Order orders a list by (sent_at, id); Desc is newest first.
@@ -49,7 +53,10 @@ const MaxDays = 36500
 
 // Connection is one page of a list.
 type Connection struct {
-	Invitations     []*Invitation
+	Invitations []*Invitation
+	// Members are the senders and recipients the Page asked for (each once per
+	// invitation that names it, in no particular order).
+	Members         []*Member
 	Cursors         []string
 	HasNextPage     bool
 	HasPreviousPage bool
@@ -193,22 +200,52 @@ func (s *Store) SentInvitations(ctx context.Context, viewer int64, f SentFilter,
 
 // list runs a keyset-paginated list over invitations i matching q.
 func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p Page, now time.Time) (*Connection, error) {
-	pg, err := keysetPage[Invitation](ctx, s, keyset{table: "invitations i", key: "i.sent_at", cols: prefixed("i", invitationColumns)}, q, o, p,
-		func(inv *Invitation) (time.Time, int64) { return inv.SentAt, inv.ID })
+	k := keyset[Invitation]{table: "invitations i", key: "i.sent_at", cols: prefixed("i", invitationColumns)}
+	// The members the page asked for, joined on their primary key (the foreign keys
+	// guarantee one row each) and scanned into Members.
+	var members []*Member
+	joins := 0
+	for _, j := range []struct {
+		want         bool
+		alias, class string
+	}{{p.Senders, "s", "i.sender_id"}, {p.Recipients, "r", "i.recipient_id"}} {
+		if j.want {
+			k.join += " JOIN members " + j.alias + " ON " + j.alias + ".id = " + j.class
+			k.cols += ", " + prefixed(j.alias, memberColumns)
+			joins++
+		}
+	}
+	if joins > 0 {
+		k.joined = func(_ *Invitation, dst []any) []any {
+			for range joins {
+				m := new(Member)
+				members = append(members, m)
+				dst = m.fields(dst)
+			}
+			return dst
+		}
+	}
+	pg, err := keysetPage[Invitation](ctx, s, k, q, o, p, func(inv *Invitation) (time.Time, int64) { return inv.SentAt, inv.ID })
 	if err != nil {
 		return nil, err
 	}
+	// The statement reads one row past the page, the last one scanned; not its members.
+	members = members[:min(len(members), joins*len(pg.rows))]
 	for _, inv := range pg.rows {
 		s.limits.view(inv, viewer, now)
 	}
-	return &Connection{Invitations: pg.rows, Cursors: pg.cursors, HasNextPage: pg.hasNext, HasPreviousPage: pg.hasPrev, count: pg.count}, nil
+	return &Connection{Invitations: pg.rows, Members: members, Cursors: pg.cursors, HasNextPage: pg.hasNext, HasPreviousPage: pg.hasPrev, count: pg.count}, nil
 }
 
 // keyset names what a list is paginated over: rows of table ordered by (key, id).
-type keyset struct {
+type keyset[T any] struct {
 	table string // with its alias, e.g. "invitations i"
 	key   string // the timestamp column, e.g. "i.sent_at"; the id column is the alias's id
 	cols  string // the selected columns
+	// join joins more tables to the page's statement (not to its count), whose columns
+	// cols selects after T's; joined appends the destinations of a row's joined columns.
+	join   string
+	joined func(row *T, dst []any) []any
 }
 
 // page is one page of a keyset list.
@@ -222,7 +259,7 @@ type page[T any] struct {
 // keysetPage runs a keyset-paginated query over k's rows matching q, in o's order,
 // cut by p. pos gives a row's (key, id) position for its cursor. Errors:
 // CodeBadUserInput for bad page arguments or cursors.
-func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset, q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
+func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
 	n, backward, err := pageSize(p)
 	if err != nil {
 		return nil, err
@@ -262,12 +299,17 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset, q *lis
 		cols = k.cols + `, (` + countQuery + `) AS total`
 		args = append(slices.Clone(baseArgs), q.args...)
 	}
-	query := fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
-		cols, k.table, q.sql(), k.key, dir, alias, dir, n+1)
-	var extra []any
+	query := fmt.Sprintf(`SELECT %s FROM %s%s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
+		cols, k.table, k.join, q.sql(), k.key, dir, alias, dir, n+1)
 	var n0 int
+	extra := k.joined
 	if p.Count {
-		extra = []any{&n0}
+		extra = func(row *T, dst []any) []any {
+			if k.joined != nil {
+				dst = k.joined(row, dst)
+			}
+			return append(dst, &n0)
+		}
 	}
 	rows, err := selectRows[T, P](ctx, s.db, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
 	if err != nil {

@@ -1,6 +1,8 @@
 package db_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -196,6 +198,59 @@ func TestPagination(t *testing.T) {
 		}
 		if n, err := c.TotalCount(f.ctx); err != nil || n != 0 || len(c.Invitations) != 0 {
 			t.Fatalf("filtered to nothing: total %d, %v", n, err)
+		}
+	})
+	t.Run("MembersInThePageStatement", func(t *testing.T) {
+		// Page.Senders and Page.Recipients read each invitation's members in the page's
+		// statement: exactly the page's rows' members (not the row read past the page),
+		// as stored, and the same rows, cursors and total as without them.
+		first := pending(db.Order{}, db.Page{First: ptr(3)})
+		for name, p := range map[string]db.Page{
+			"First":     {First: ptr(3)},
+			"FirstZero": {First: ptr(0)},
+			"After":     {First: ptr(2), After: &first.Cursors[2]},
+			"Last":      {Last: ptr(4)},
+			"Everyone":  {First: ptr(100)},
+		} {
+			for _, desc := range []bool{false, true} {
+				plain := pending(db.Order{Desc: desc}, p)
+				p.Senders, p.Recipients, p.Count = true, true, true
+				joined := pending(db.Order{Desc: desc}, p)
+				p.Senders, p.Recipients, p.Count = false, false, false
+				n, err := joined.TotalCount(f.ctx)
+				if err != nil || n != len(f.liveIDs(ada)) || !equal(ids(plain), ids(joined)) ||
+					!slices.Equal(plain.Cursors, joined.Cursors) || len(plain.Members) != 0 {
+					t.Fatalf("%s desc=%v: total %d %v, rows %v and %v", name, desc, n, err, ids(plain), ids(joined))
+				}
+				var got, want []string
+				for _, m := range joined.Members {
+					got = append(got, fmt.Sprint(m.ID, m.Handle, m.Name, m.Plan))
+				}
+				for _, inv := range joined.Invitations {
+					for _, id := range []int64{inv.SenderID, inv.RecipientID} {
+						var m db.Member
+						if err := f.conn.Get(&m, `SELECT id, handle, name, plan FROM members WHERE id = $1`, id); err != nil {
+							t.Fatal(err)
+						}
+						want = append(want, fmt.Sprint(m.ID, m.Handle, m.Name, m.Plan))
+					}
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s desc=%v: members %v\nwant %v", name, desc, got, want)
+				}
+			}
+		}
+		// One side only: the recipients.
+		c := pending(db.Order{}, db.Page{First: ptr(5), Recipients: true})
+		for i, m := range c.Members {
+			if m.ID != c.Invitations[i].RecipientID {
+				t.Fatalf("member %d is %d, want the recipient %d", i, m.ID, c.Invitations[i].RecipientID)
+			}
+		}
+		if len(c.Members) != 5 {
+			t.Fatalf("%d recipients for a page of 5", len(c.Members))
 		}
 	})
 	t.Run("BadPages", func(t *testing.T) {

@@ -128,7 +128,7 @@ func (s *Store) Notifications(ctx context.Context, viewer int64, unreadOnly bool
 	if unreadOnly {
 		q.add("n.read_at IS NULL")
 	}
-	pg, err := keysetPage[Notification](ctx, s, keyset{table: "notifications n", key: "n.created_at", cols: prefixed("n", notificationColumns)},
+	pg, err := keysetPage[Notification](ctx, s, keyset[Notification]{table: "notifications n", key: "n.created_at", cols: prefixed("n", notificationColumns)},
 		q, Order{Desc: true}, p, func(n *Notification) (time.Time, int64) { return n.CreatedAt, n.ID })
 	if err != nil {
 		return nil, err

@@ -279,6 +279,18 @@ func TestPlansOfHotStatements(t *testing.T) {
 			must(err)
 		}
 	}
+	// As the server reads the "Sent" tab: the count and the recipients in the page's
+	// statement.
+	pendingPage := func(sender int64) func() {
+		return func() {
+			p := db.Page{First: &first, Count: true, Recipients: true}
+			c, err := store.PendingInvitations(ctx, sender, older, newest, p)
+			must(err)
+			if len(c.Members) != len(c.Invitations) {
+				t.Fatalf("%d members for %d invitations", len(c.Members), len(c.Invitations))
+			}
+		}
+	}
 	// Three of the sender's pending invitations and an id of nothing.
 	withdraw := func(sender int64, ids []int64) func() {
 		return func() {
@@ -326,6 +338,12 @@ func TestPlansOfHotStatements(t *testing.T) {
 		{"pending page, olderThanDays, heavy sender", pending(heavy), map[string][]string{
 			"ORDER BY i.sent_at DESC":            {liveIdx},
 			"SELECT count(*) FROM invitations i": {liveIdx},
+		}},
+		{"pending page with its count and recipients, heavy sender", pendingPage(heavy), map[string][]string{
+			"JOIN members r": {liveIdx, "members_pkey"},
+		}},
+		{"pending page with its count and recipients, light sender", pendingPage(light), map[string][]string{
+			"JOIN members r": {liveIdx, "members_pkey"},
 		}},
 		{"pending page 2, heavy sender", func() {
 			c, err := store.PendingInvitations(ctx, heavy, db.PendingFilter{}, newest, page)

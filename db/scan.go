@@ -32,9 +32,9 @@ func (n *Notification) fields(dst []any) []any {
 }
 
 // selectRows runs query and scans every row into a new T; the query selects T's
-// columns, in order, then the extra columns, which are scanned into extra (the
-// last row's values stay there).
-func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, extra []any, query string, args ...any) ([]*T, error) {
+// columns, in order, then extra columns, scanned into the destinations extra appends
+// for the row (nil: none).
+func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,10 @@ func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, ext
 	var dst []any // each row's destinations, in one slice for all rows
 	for rows.Next() {
 		item := new(T)
-		dst = append(P(item).fields(dst[:0]), extra...)
+		dst = P(item).fields(dst[:0])
+		if extra != nil {
+			dst = extra(item, dst)
+		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}

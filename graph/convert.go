@@ -17,6 +17,31 @@ func page(ctx context.Context, first *int, after *string, last *int, before *str
 	return db.Page{First: first, After: after, Last: last, Before: before, Count: selected(ctx, "totalCount")}
 }
 
+// listSelections is what a client selected of an invitation connection being resolved,
+// besides the invitations: the statement that reads the page reads these too.
+type listSelections struct {
+	count             bool // totalCount
+	sender, recipient bool // the invitations' sender or recipient (edges.node or nodes)
+	status            bool // connectionStatus of a sender or recipient
+	// viewerSends or not: every invitation of the list has the viewer as its sender,
+	// or else as its recipient. That member is the request's viewer, read already.
+	viewerSends bool
+}
+
+func selections(ctx context.Context, viewerSends bool) listSelections {
+	s := listSelections{count: selected(ctx, "totalCount"), viewerSends: viewerSends}
+	s.sender, s.recipient, s.status = memberSelections(ctx)
+	return s
+}
+
+// page is an invitation list's page arguments: the repository counts in the page's
+// statement, and joins the senders or recipients other than the viewer, when the
+// client selected them.
+func (s listSelections) page(first *int, after *string, last *int, before *string) db.Page {
+	return db.Page{First: first, After: after, Last: last, Before: before, Count: s.count,
+		Senders: s.sender && !s.viewerSends, Recipients: s.recipient && s.viewerSends}
+}
+
 // selected reports whether the current field's selection set (@skip and @include
 // applied) asks for the child field name, directly or in fragments on one of types
 // (by default the field's own type).
@@ -67,26 +92,28 @@ func sentFilter(f *model.SentInvitationFilter) db.SentFilter {
 	return out
 }
 
-// connection wraps a page of invitations. When the client selected the invitations'
-// sender or recipient, it loads those members for the whole page in one batch of the
-// request's member loader, before the fields resolve.
-func (r *Resolver) connection(ctx context.Context, c *db.Connection, err error) (*model.InvitationConnection, error) {
+// connection wraps a page of invitations. The members it selected came with the page
+// (or are the viewer): they are handed to the request's member loader, so that the
+// invitations' sender and recipient fields find them there; connection statuses, when
+// selected, are loaded for the whole page in one batch, before the fields resolve.
+func (r *Resolver) connection(ctx context.Context, v *Viewer, sel listSelections, c *db.Connection, err error) (*model.InvitationConnection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Invitations) > 0 {
-		sender, recipient, status := memberSelections(ctx)
-		var ids []int64
-		for _, inv := range c.Invitations {
-			if sender {
-				ids = append(ids, inv.SenderID)
-			}
-			if recipient {
-				ids = append(ids, inv.RecipientID)
-			}
+	if len(c.Invitations) > 0 && (sel.sender || sel.recipient) {
+		members := make(map[int64]*db.Member, len(c.Members)+1)
+		members[v.Member.ID] = v.Member
+		for _, m := range c.Members {
+			members[m.ID] = m
 		}
-		if len(ids) > 0 {
-			r.loadersFor(ctx).members.preload(ctx, ids, status)
+		l := r.loadersFor(ctx)
+		l.members.prime(members)
+		if sel.status {
+			ids := make([]int64, 0, len(members))
+			for id := range members {
+				ids = append(ids, id)
+			}
+			l.status.preload(ctx, ids, false)
 		}
 	}
 	return model.NewInvitationConnection(c), nil

@@ -53,11 +53,18 @@ func TestFieldErrorsKeepTheirPaths(t *testing.T) {
 	}
 	const query = `{ pendingInvitations(first: 5) { totalCount edges { node { id recipient { name } } } } }`
 
-	// The members' statement fails: the recipient field fails.
+	// The members' loader fails for Bob: the recipient field fails. (The page's
+	// statement reads Bob with the invitation, and the loader takes what it reads only
+	// for members not asked for yet: asking first keeps the failing batch in place.)
+	bob, err := store.MemberByHandle(ctx, "bob")
+	if err != nil || bob == nil {
+		t.Fatal(bob, err)
+	}
 	broken := newLoaders(store)
 	broken.members = newBatchLoader(func(context.Context, []int64, bool) (map[int64]*db.Member, error) {
 		return nil, errors.New("members unavailable")
 	}, nil)
+	broken.members.LoadThunk(ctx, bob.ID)
 	data, errs := exec(context.WithValue(ctx, loadersKey{}, broken), query)
 	if len(errs) != 1 {
 		t.Fatalf("errors %v", errs)

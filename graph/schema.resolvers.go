@@ -249,8 +249,9 @@ func (r *queryResolver) PendingInvitations(ctx context.Context, filter *model.Pe
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), page(ctx, first, after, last, before))
-	return r.connection(ctx, c, err)
+	sel := selections(ctx, true)
+	c, err := r.Store.PendingInvitations(ctx, v.Member.ID, pendingFilter(filter), order(orderBy), sel.page(first, after, last, before))
+	return r.connection(ctx, v, sel, c, err)
 }
 
 // ReceivedInvitations is the resolver for the receivedInvitations field.
@@ -259,8 +260,9 @@ func (r *queryResolver) ReceivedInvitations(ctx context.Context, orderBy *model.
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), page(ctx, first, after, last, before))
-	return r.connection(ctx, c, err)
+	sel := selections(ctx, false)
+	c, err := r.Store.ReceivedInvitations(ctx, v.Member.ID, order(orderBy), sel.page(first, after, last, before))
+	return r.connection(ctx, v, sel, c, err)
 }
 
 // SentInvitations is the resolver for the sentInvitations field.
@@ -269,8 +271,9 @@ func (r *queryResolver) SentInvitations(ctx context.Context, filter *model.SentI
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), page(ctx, first, after, last, before))
-	return r.connection(ctx, c, err)
+	sel := selections(ctx, true)
+	c, err := r.Store.SentInvitations(ctx, v.Member.ID, sentFilter(filter), order(orderBy), sel.page(first, after, last, before))
+	return r.connection(ctx, v, sel, c, err)
 }
 
 // InvitationQuota is the resolver for the invitationQuota field.
