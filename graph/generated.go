@@ -1343,6 +1343,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	// collected are the marshallers' last collected fields (internal/marshallers).
+	collected [31]atomic.Pointer[collectedFields]
 }
 
 func newExecutionContext(
@@ -7568,7 +7570,7 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 var acceptInvitationPayloadImplementors = []string{"AcceptInvitationPayload"}
 
 func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AcceptInvitationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, acceptInvitationPayloadImplementors)
+	fields := collectFields(&ec.collected[0], ec.OperationContext, sel, acceptInvitationPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -7617,7 +7619,7 @@ func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel as
 var ignoreInvitationPayloadImplementors = []string{"IgnoreInvitationPayload"}
 
 func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IgnoreInvitationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, ignoreInvitationPayloadImplementors)
+	fields := collectFields(&ec.collected[1], ec.OperationContext, sel, ignoreInvitationPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -7666,7 +7668,7 @@ func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel as
 var invitationImplementors = []string{"Invitation", "Node"}
 
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *db.Invitation) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationImplementors)
+	fields := collectFields(&ec.collected[2], ec.OperationContext, sel, invitationImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -7903,7 +7905,7 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 var invitationConnectionImplementors = []string{"InvitationConnection"}
 
 func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationConnectionImplementors)
+	fields := collectFields(&ec.collected[3], ec.OperationContext, sel, invitationConnectionImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -7994,7 +7996,7 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 var invitationEdgeImplementors = []string{"InvitationEdge"}
 
 func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationEdgeImplementors)
+	fields := collectFields(&ec.collected[4], ec.OperationContext, sel, invitationEdgeImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8038,7 +8040,7 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 var invitationNoteStatsImplementors = []string{"InvitationNoteStats", "InvitationCounts"}
 
 func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.SelectionSet, obj *db.NoteStats) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationNoteStatsImplementors)
+	fields := collectFields(&ec.collected[5], ec.OperationContext, sel, invitationNoteStatsImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8107,7 +8109,7 @@ func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.Se
 var invitationQuotaImplementors = []string{"InvitationQuota"}
 
 func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.SelectionSet, obj *db.Quota) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationQuotaImplementors)
+	fields := collectFields(&ec.collected[6], ec.OperationContext, sel, invitationQuotaImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8228,7 +8230,7 @@ func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.Select
 var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "InvitationCounts"}
 
 func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.SelectionSet, obj *db.SourceStats) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationSourceStatsImplementors)
+	fields := collectFields(&ec.collected[7], ec.OperationContext, sel, invitationSourceStatsImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8334,7 +8336,7 @@ func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.
 var invitationStatsImplementors = []string{"InvitationStats", "InvitationCounts"}
 
 func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.SelectionSet, obj *db.Stats) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationStatsImplementors)
+	fields := collectFields(&ec.collected[8], ec.OperationContext, sel, invitationStatsImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8418,7 +8420,7 @@ func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.Select
 var invitationWeekStatsImplementors = []string{"InvitationWeekStats", "InvitationCounts"}
 
 func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.SelectionSet, obj *db.WeekStats) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, invitationWeekStatsImplementors)
+	fields := collectFields(&ec.collected[9], ec.OperationContext, sel, invitationWeekStatsImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8487,7 +8489,7 @@ func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.Se
 var markNotificationsReadPayloadImplementors = []string{"MarkNotificationsReadPayload"}
 
 func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, sel ast.SelectionSet, obj *model.MarkNotificationsReadPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, markNotificationsReadPayloadImplementors)
+	fields := collectFields(&ec.collected[10], ec.OperationContext, sel, markNotificationsReadPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8536,7 +8538,7 @@ func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, s
 var memberImplementors = []string{"Member", "Node"}
 
 func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *db.Member) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, memberImplementors)
+	fields := collectFields(&ec.collected[11], ec.OperationContext, sel, memberImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8637,7 +8639,7 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, mutationImplementors)
+	fields := collectFields(&ec.collected[12], ec.OperationContext, sel, mutationImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Mutation",
 	})
@@ -8735,7 +8737,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 var notificationImplementors = []string{"Notification", "Node"}
 
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *db.Notification) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
+	fields := collectFields(&ec.collected[13], ec.OperationContext, sel, notificationImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -8868,7 +8870,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 var notificationConnectionImplementors = []string{"NotificationConnection"}
 
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
+	fields := collectFields(&ec.collected[14], ec.OperationContext, sel, notificationConnectionImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9001,7 +9003,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 var notificationEdgeImplementors = []string{"NotificationEdge"}
 
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
+	fields := collectFields(&ec.collected[15], ec.OperationContext, sel, notificationEdgeImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9045,7 +9047,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
+	fields := collectFields(&ec.collected[16], ec.OperationContext, sel, pageInfoImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9099,7 +9101,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, queryImplementors)
+	fields := collectFields(&ec.collected[17], ec.OperationContext, sel, queryImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Query",
 	})
@@ -9397,7 +9399,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 var removeConnectionPayloadImplementors = []string{"RemoveConnectionPayload"}
 
 func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveConnectionPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, removeConnectionPayloadImplementors)
+	fields := collectFields(&ec.collected[18], ec.OperationContext, sel, removeConnectionPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9446,7 +9448,7 @@ func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel as
 var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
 
 func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SendInvitationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, sendInvitationPayloadImplementors)
+	fields := collectFields(&ec.collected[19], ec.OperationContext, sel, sendInvitationPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9542,7 +9544,7 @@ func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	fields := collectFields(&ec.collected[20], ec.OperationContext, sel, subscriptionImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Subscription",
 	})
@@ -9564,7 +9566,7 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 var userErrorImplementors = []string{"UserError"}
 
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userErrorImplementors)
+	fields := collectFields(&ec.collected[21], ec.OperationContext, sel, userErrorImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9618,7 +9620,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"}
 
 func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawInvitationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawInvitationPayloadImplementors)
+	fields := collectFields(&ec.collected[22], ec.OperationContext, sel, withdrawInvitationPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9709,7 +9711,7 @@ func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel 
 var withdrawResultImplementors = []string{"WithdrawResult"}
 
 func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawResult) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawResultImplementors)
+	fields := collectFields(&ec.collected[23], ec.OperationContext, sel, withdrawResultImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9758,7 +9760,7 @@ func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.Selecti
 var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
 
 func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawSelectedPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, withdrawSelectedPayloadImplementors)
+	fields := collectFields(&ec.collected[24], ec.OperationContext, sel, withdrawSelectedPayloadImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9854,7 +9856,7 @@ func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel as
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
+	fields := collectFields(&ec.collected[25], ec.OperationContext, sel, __DirectiveImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9913,7 +9915,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 var __EnumValueImplementors = []string{"__EnumValue"}
 
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
+	fields := collectFields(&ec.collected[26], ec.OperationContext, sel, __EnumValueImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -9967,7 +9969,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 var __FieldImplementors = []string{"__Field"}
 
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
+	fields := collectFields(&ec.collected[27], ec.OperationContext, sel, __FieldImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -10031,7 +10033,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 var __InputValueImplementors = []string{"__InputValue"}
 
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
+	fields := collectFields(&ec.collected[28], ec.OperationContext, sel, __InputValueImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -10095,7 +10097,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 var __SchemaImplementors = []string{"__Schema"}
 
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
+	fields := collectFields(&ec.collected[29], ec.OperationContext, sel, __SchemaImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet
@@ -10159,7 +10161,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 var __TypeImplementors = []string{"__Type"}
 
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
+	fields := collectFields(&ec.collected[30], ec.OperationContext, sel, __TypeImplementors)
 
 	out := newFieldSet(len(fields))
 	var deferredFieldSet *graphql.FieldSet

@@ -56,6 +56,12 @@ const object = `func (ec *executionContext) _Member(ctx context.Context, sel ast
 }
 `
 
+// execContext is the executionContext gqlgen v0.17.95 generates.
+const execContext = `type executionContext struct {
+	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+}
+`
+
 func write(t *testing.T, src string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "generated.go")
@@ -66,7 +72,7 @@ func write(t *testing.T, src string) string {
 }
 
 func TestRewrite(t *testing.T) {
-	path := write(t, object+"\n"+strings.ReplaceAll(object, "_Member", "_Invitation"))
+	path := write(t, execContext+"\n"+object+"\n"+strings.ReplaceAll(object, "_Member", "_Invitation"))
 	if err := rewrite(path); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +99,18 @@ func TestRewrite(t *testing.T) {
 	if strings.Contains(out, "return out\n") {
 		t.Errorf("a field set is returned itself:\n%s", out)
 	}
+	// Each marshaller collects its fields through a slot of its own.
+	for want, n := range map[string]int{
+		"\tfields := collectFields(&ec.collected[0], ec.OperationContext, sel, memberImplementors)\n": 1,
+		"\tfields := collectFields(&ec.collected[1], ec.OperationContext, sel, memberImplementors)\n": 1,
+		"\t// collected are the marshallers' last collected fields (internal/marshallers).\n" +
+			"\tcollected [2]atomic.Pointer[collectedFields]\n}\n": 1,
+		"graphql.CollectFields": 0,
+	} {
+		if got := strings.Count(out, want); got != n {
+			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
+		}
+	}
 	// A second run leaves the file as it is.
 	if err := rewrite(path); err != nil {
 		t.Fatalf("second run: %v", err)
@@ -104,11 +122,14 @@ func TestRewrite(t *testing.T) {
 
 func TestRewriteRefusesUnknownForms(t *testing.T) {
 	for name, src := range map[string]string{
-		"no objects":                         "package graph\n",
-		"hand-over in another form":          strings.Replace(object, "Path:     graphql.GetPath(ctx),", "Path: graphql.GetPath(ctx),", 1),
-		"deferred branch in another form":    strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
-		"field set returned in another form": strings.Replace(object, "\treturn out\n", "\treturn graphql.Marshaler(out)\n", 1),
-		"field set made in another form":     strings.Replace(object, "out := graphql.NewFieldSet(fields)", "out := graphql.NewFieldSet(fields[:])", 1),
+		"no objects":                         execContext,
+		"no executionContext":                object,
+		"executionContext in another form":   strings.Replace(execContext, "\n}", "\n\tn int\n}", 1) + object,
+		"fields collected in another form":   execContext + strings.Replace(object, "ec.OperationContext, sel,", "ec.OperationContext, sel[:],", 1),
+		"hand-over in another form":          execContext + strings.Replace(object, "Path:     graphql.GetPath(ctx),", "Path: graphql.GetPath(ctx),", 1),
+		"deferred branch in another form":    execContext + strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
+		"field set returned in another form": execContext + strings.Replace(object, "\treturn out\n", "\treturn graphql.Marshaler(out)\n", 1),
+		"field set made in another form":     execContext + strings.Replace(object, "out := graphql.NewFieldSet(fields)", "out := graphql.NewFieldSet(fields[:])", 1),
 	} {
 		if err := rewrite(write(t, src)); err == nil {
 			t.Errorf("%s: accepted", name)
