@@ -7572,7 +7572,8 @@ var acceptInvitationPayloadImplementors = []string{"AcceptInvitationPayload"}
 func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AcceptInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[0], ec.OperationContext, sel, acceptInvitationPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7613,7 +7614,7 @@ func (ec *executionContext) _AcceptInvitationPayload(ctx context.Context, sel as
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var ignoreInvitationPayloadImplementors = []string{"IgnoreInvitationPayload"}
@@ -7621,7 +7622,8 @@ var ignoreInvitationPayloadImplementors = []string{"IgnoreInvitationPayload"}
 func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IgnoreInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[1], ec.OperationContext, sel, ignoreInvitationPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7662,7 +7664,7 @@ func (ec *executionContext) _IgnoreInvitationPayload(ctx context.Context, sel as
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationImplementors = []string{"Invitation", "Node"}
@@ -7670,7 +7672,8 @@ var invitationImplementors = []string{"Invitation", "Node"}
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *db.Invitation) graphql.Marshaler {
 	fields := collectFields(&ec.collected[2], ec.OperationContext, sel, invitationImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7899,7 +7902,7 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationConnectionImplementors = []string{"InvitationConnection"}
@@ -7907,7 +7910,8 @@ var invitationConnectionImplementors = []string{"InvitationConnection"}
 func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationConnection) graphql.Marshaler {
 	fields := collectFields(&ec.collected[3], ec.OperationContext, sel, invitationConnectionImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -7990,7 +7994,7 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationEdgeImplementors = []string{"InvitationEdge"}
@@ -7998,7 +8002,8 @@ var invitationEdgeImplementors = []string{"InvitationEdge"}
 func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationEdge) graphql.Marshaler {
 	fields := collectFields(&ec.collected[4], ec.OperationContext, sel, invitationEdgeImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8034,7 +8039,7 @@ func (ec *executionContext) _InvitationEdge(ctx context.Context, sel ast.Selecti
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationNoteStatsImplementors = []string{"InvitationNoteStats", "InvitationCounts"}
@@ -8042,7 +8047,8 @@ var invitationNoteStatsImplementors = []string{"InvitationNoteStats", "Invitatio
 func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.SelectionSet, obj *db.NoteStats) graphql.Marshaler {
 	fields := collectFields(&ec.collected[5], ec.OperationContext, sel, invitationNoteStatsImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8103,7 +8109,7 @@ func (ec *executionContext) _InvitationNoteStats(ctx context.Context, sel ast.Se
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationQuotaImplementors = []string{"InvitationQuota"}
@@ -8111,7 +8117,8 @@ var invitationQuotaImplementors = []string{"InvitationQuota"}
 func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.SelectionSet, obj *db.Quota) graphql.Marshaler {
 	fields := collectFields(&ec.collected[6], ec.OperationContext, sel, invitationQuotaImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8224,7 +8231,7 @@ func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.Select
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "InvitationCounts"}
@@ -8232,7 +8239,8 @@ var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "Invit
 func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.SelectionSet, obj *db.SourceStats) graphql.Marshaler {
 	fields := collectFields(&ec.collected[7], ec.OperationContext, sel, invitationSourceStatsImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8330,7 +8338,7 @@ func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationStatsImplementors = []string{"InvitationStats", "InvitationCounts"}
@@ -8338,7 +8346,8 @@ var invitationStatsImplementors = []string{"InvitationStats", "InvitationCounts"
 func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.SelectionSet, obj *db.Stats) graphql.Marshaler {
 	fields := collectFields(&ec.collected[8], ec.OperationContext, sel, invitationStatsImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8414,7 +8423,7 @@ func (ec *executionContext) _InvitationStats(ctx context.Context, sel ast.Select
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var invitationWeekStatsImplementors = []string{"InvitationWeekStats", "InvitationCounts"}
@@ -8422,7 +8431,8 @@ var invitationWeekStatsImplementors = []string{"InvitationWeekStats", "Invitatio
 func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.SelectionSet, obj *db.WeekStats) graphql.Marshaler {
 	fields := collectFields(&ec.collected[9], ec.OperationContext, sel, invitationWeekStatsImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8483,7 +8493,7 @@ func (ec *executionContext) _InvitationWeekStats(ctx context.Context, sel ast.Se
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var markNotificationsReadPayloadImplementors = []string{"MarkNotificationsReadPayload"}
@@ -8491,7 +8501,8 @@ var markNotificationsReadPayloadImplementors = []string{"MarkNotificationsReadPa
 func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, sel ast.SelectionSet, obj *model.MarkNotificationsReadPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[10], ec.OperationContext, sel, markNotificationsReadPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8532,7 +8543,7 @@ func (ec *executionContext) _MarkNotificationsReadPayload(ctx context.Context, s
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var memberImplementors = []string{"Member", "Node"}
@@ -8540,7 +8551,8 @@ var memberImplementors = []string{"Member", "Node"}
 func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *db.Member) graphql.Marshaler {
 	fields := collectFields(&ec.collected[11], ec.OperationContext, sel, memberImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8633,7 +8645,7 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -8644,7 +8656,8 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		Object: "Mutation",
 	})
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8731,7 +8744,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
@@ -8739,7 +8752,8 @@ var notificationImplementors = []string{"Notification", "Node"}
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *db.Notification) graphql.Marshaler {
 	fields := collectFields(&ec.collected[13], ec.OperationContext, sel, notificationImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8864,7 +8878,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -8872,7 +8886,8 @@ var notificationConnectionImplementors = []string{"NotificationConnection"}
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationConnection) graphql.Marshaler {
 	fields := collectFields(&ec.collected[14], ec.OperationContext, sel, notificationConnectionImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -8997,7 +9012,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -9005,7 +9020,8 @@ var notificationEdgeImplementors = []string{"NotificationEdge"}
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationEdge) graphql.Marshaler {
 	fields := collectFields(&ec.collected[15], ec.OperationContext, sel, notificationEdgeImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9041,7 +9057,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -9049,7 +9065,8 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
 	fields := collectFields(&ec.collected[16], ec.OperationContext, sel, pageInfoImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9095,7 +9112,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var queryImplementors = []string{"Query"}
@@ -9106,7 +9123,8 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		Object: "Query",
 	})
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9393,7 +9411,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var removeConnectionPayloadImplementors = []string{"RemoveConnectionPayload"}
@@ -9401,7 +9419,8 @@ var removeConnectionPayloadImplementors = []string{"RemoveConnectionPayload"}
 func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveConnectionPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[18], ec.OperationContext, sel, removeConnectionPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9442,7 +9461,7 @@ func (ec *executionContext) _RemoveConnectionPayload(ctx context.Context, sel as
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
@@ -9450,7 +9469,8 @@ var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
 func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SendInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[19], ec.OperationContext, sel, sendInvitationPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9538,7 +9558,7 @@ func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -9568,7 +9588,8 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
 	fields := collectFields(&ec.collected[21], ec.OperationContext, sel, userErrorImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9614,7 +9635,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"}
@@ -9622,7 +9643,8 @@ var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"
 func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[22], ec.OperationContext, sel, withdrawInvitationPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9705,7 +9727,7 @@ func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel 
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var withdrawResultImplementors = []string{"WithdrawResult"}
@@ -9713,7 +9735,8 @@ var withdrawResultImplementors = []string{"WithdrawResult"}
 func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawResult) graphql.Marshaler {
 	fields := collectFields(&ec.collected[23], ec.OperationContext, sel, withdrawResultImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9754,7 +9777,7 @@ func (ec *executionContext) _WithdrawResult(ctx context.Context, sel ast.Selecti
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
@@ -9762,7 +9785,8 @@ var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
 func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawSelectedPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[24], ec.OperationContext, sel, withdrawSelectedPayloadImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9850,7 +9874,7 @@ func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel as
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -9858,7 +9882,8 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := collectFields(&ec.collected[25], ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9909,7 +9934,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -9917,7 +9942,8 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := collectFields(&ec.collected[26], ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -9963,7 +9989,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -9971,7 +9997,8 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := collectFields(&ec.collected[27], ec.OperationContext, sel, __FieldImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -10027,7 +10054,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -10035,7 +10062,8 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := collectFields(&ec.collected[28], ec.OperationContext, sel, __InputValueImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -10091,7 +10119,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -10099,7 +10127,8 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := collectFields(&ec.collected[29], ec.OperationContext, sel, __SchemaImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -10155,7 +10184,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -10163,7 +10192,8 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := collectFields(&ec.collected[30], ec.OperationContext, sel, __TypeImplementors)
 
-	out := newFieldSet(len(fields))
+	objOut := newObject(fields)
+	out := &objOut.set
 	var deferredFieldSet *graphql.FieldSet
 	var deferLabelToView map[string]*graphql.FieldSetView
 	for i, field := range fields {
@@ -10244,7 +10274,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		})
 	}
 
-	return objectJSON{fields, out.Values}
+	return objOut
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -54,26 +54,40 @@ func (o objectJSON) written(i int, alias string) bool {
 	return false
 }
 
-// newFieldSet returns a field set for n values, made with them in one allocation where
-// graphql.NewFieldSet makes two. The set does not know its fields, which only its
-// MarshalGQL and the @defer views read: the object marshallers that use it return an
-// objectJSON, and make a set of their own for deferred fields (see internal/marshallers).
-func newFieldSet(n int) *graphql.FieldSet {
+// object is what an object marshaller of the generated executor returns (see
+// internal/marshallers): its field set, whose values the marshaller fills, and its
+// fields. It writes itself as objectJSON does. newObject makes it with room for its
+// values in one allocation, where graphql.NewFieldSet makes two and returning an
+// objectJSON a third: the set does not know its fields, which only its MarshalGQL and
+// the @defer views read, and the marshallers make a set of their own for deferred fields.
+type object struct {
+	set    graphql.FieldSet
+	fields []graphql.CollectedField
+}
+
+func (o *object) MarshalGQL(w io.Writer) { objectJSON{o.fields, o.set.Values}.MarshalGQL(w) }
+
+func newObject(fields []graphql.CollectedField) *object {
+	n := len(fields)
+	var o *object
 	switch {
 	case n <= 4:
 		s := new(struct {
-			set    graphql.FieldSet
+			object
 			values [4]graphql.Marshaler
 		})
 		s.set.Values = s.values[:n]
-		return &s.set
+		o = &s.object
 	case n <= 8:
 		s := new(struct {
-			set    graphql.FieldSet
+			object
 			values [8]graphql.Marshaler
 		})
 		s.set.Values = s.values[:n]
-		return &s.set
+		o = &s.object
+	default:
+		o = &object{set: graphql.FieldSet{Values: make([]graphql.Marshaler, n)}}
 	}
-	return &graphql.FieldSet{Values: make([]graphql.Marshaler, n)}
+	o.fields = fields
+	return o
 }

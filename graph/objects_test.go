@@ -66,17 +66,21 @@ type plainWriter struct{ b *bytes.Buffer }
 
 func (p plainWriter) Write(b []byte) (int, error) { return p.b.Write(b) }
 
-// A field set from newFieldSet holds n values, and resolves them, at once or
-// concurrently, as one from graphql.NewFieldSet does.
-func TestNewFieldSet(t *testing.T) {
+// An object from newObject holds a value for each field, resolves them, at once or
+// concurrently, as a field set from graphql.NewFieldSet does, and writes them as
+// objectJSON does.
+func TestNewObject(t *testing.T) {
 	for _, n := range []int{0, 1, 4, 5, 8, 9, 30} {
-		set := newFieldSet(n)
-		if len(set.Values) != n {
-			t.Fatalf("newFieldSet(%d) holds %d values", n, len(set.Values))
-		}
 		fields := make([]graphql.CollectedField, n)
 		for i := range n {
 			fields[i] = graphql.CollectedField{Field: &ast.Field{Alias: fmt.Sprintf("f%d", i)}}
+		}
+		obj := newObject(fields)
+		set := &obj.set
+		if len(set.Values) != n {
+			t.Fatalf("newObject(%d fields) holds %d values", n, len(set.Values))
+		}
+		for i := range n {
 			if i%2 == 0 {
 				set.Values[i] = graphql.MarshalInt(i)
 				continue
@@ -89,7 +93,7 @@ func TestNewFieldSet(t *testing.T) {
 			want.Values[i] = graphql.MarshalInt(i)
 		}
 		var got, wantBuf bytes.Buffer
-		objectJSON{fields, set.Values}.MarshalGQL(&got)
+		obj.MarshalGQL(&got)
 		want.MarshalGQL(&wantBuf)
 		if got.String() != wantBuf.String() {
 			t.Errorf("n=%d: wrote %s, want %s", n, got.String(), wantBuf.String())

@@ -84,7 +84,7 @@ func TestRewrite(t *testing.T) {
 			"\t\t\t\t\tdeferLabelToView = make(map[string]*graphql.FieldSetView)\n\t\t\t\t}\n\t\t\t\tdeferredFieldSet.AddField(field)\n": 2,
 		"\tif len(deferLabelToView) > 0 {\n\t\tatomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))\n" +
 			"\t\tec.ProcessDeferredGroup(graphql.DeferredGroup{\n\t\t\tDefers:   deferLabelToView,\n\t\t\tPath:     graphql.GetPath(ctx),\n" +
-			"\t\t\tFieldSet: deferredFieldSet,\n\t\t\tContext:  ctx,\n\t\t})\n\t}\n\n\treturn objectJSON{fields, out.Values}\n}\n": 2,
+			"\t\t\tFieldSet: deferredFieldSet,\n\t\t\tContext:  ctx,\n\t\t})\n\t}\n\n\treturn objOut\n}\n": 2,
 	} {
 		if got := strings.Count(out, want); got != n {
 			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
@@ -93,8 +93,8 @@ func TestRewrite(t *testing.T) {
 	if strings.Contains(out, ":= graphql.NewFieldSet(nil)") {
 		t.Errorf("an eager deferred set is left:\n%s", out)
 	}
-	if n := strings.Count(out, "\tout := newFieldSet(len(fields))\n"); n != 2 {
-		t.Errorf("%d field sets made by newFieldSet, want 2:\n%s", n, out)
+	if n := strings.Count(out, "\tobjOut := newObject(fields)\n\tout := &objOut.set\n"); n != 2 {
+		t.Errorf("%d objects made by newObject, want 2:\n%s", n, out)
 	}
 	if strings.Contains(out, "return out\n") {
 		t.Errorf("a field set is returned itself:\n%s", out)
