@@ -200,20 +200,20 @@ func (s *Store) SentInvitations(ctx context.Context, viewer int64, f SentFilter,
 
 // list runs a keyset-paginated list over invitations i matching q.
 func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p Page, now time.Time) (*Connection, error) {
-	k := keyset[Invitation]{table: "invitations i", key: "i.sent_at", cols: prefixed("i", invitationColumns)}
+	k := keyset[Invitation]{table: "invitations i", key: "i.sent_at", cols: listColumns}
 	// The members the page asked for, joined on their primary key (the foreign keys
 	// guarantee one row each) and scanned into Members.
 	var members []*Member
 	joins := 0
-	for _, j := range []struct {
-		want         bool
-		alias, class string
-	}{{p.Senders, "s", "i.sender_id"}, {p.Recipients, "r", "i.recipient_id"}} {
-		if j.want {
-			k.join += " JOIN members " + j.alias + " ON " + j.alias + ".id = " + j.class
-			k.cols += ", " + prefixed(j.alias, memberColumns)
-			joins++
-		}
+	if p.Senders {
+		k.join += " JOIN members s ON s.id = i.sender_id"
+		k.cols += ", " + senderColumns
+		joins++
+	}
+	if p.Recipients {
+		k.join += " JOIN members r ON r.id = i.recipient_id"
+		k.cols += ", " + recipientColumns
+		joins++
 	}
 	if joins > 0 {
 		k.joined = func(_ *Invitation, dst []any) []any {
@@ -386,6 +386,13 @@ func pageSize(p Page) (n int, backward bool, err error) {
 	}
 	return n, backward, nil
 }
+
+// The columns of a list's invitations i, and of their senders s and recipients r.
+var (
+	listColumns      = prefixed("i", invitationColumns)
+	senderColumns    = prefixed("s", memberColumns)
+	recipientColumns = prefixed("r", memberColumns)
+)
 
 func prefixed(alias, cols string) string {
 	parts := strings.Split(cols, ", ")
