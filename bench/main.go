@@ -14,8 +14,9 @@
 // and prints req/s, p50, p99 and CPU microseconds per request (server process and
 // PostgreSQL, read from /proc), the raw SQL's CPU per transaction and their ratio.
 // On the page cases it measures the same way a reference server beside it: bench/bare,
-// a bare gqlgen + lib/pq server running the same SQL with none of the service's rules,
-// which is what the issue's targets were set on.
+// a bare gqlgen + lib/pq server running the page's SQL with none of the service's rules
+// (the recipients in a statement of their own, as its dataloader reads them; its raw
+// SQL is sql/page-bare.sql), which is what the issue's targets were set on.
 // Before measuring, it checks that one server request and one pgbench transaction
 // issue the same statements (pg_stat_statements query ids), so the bound cannot drift
 // from the repository's SQL.
