@@ -54,6 +54,11 @@ type trial struct {
 // bareRatio is the reference server's ratio in t.
 func (r *caseResult) bareRatio(t trial) float64 { return r.ratioOf(t.bare, t.bareRaw) }
 
+// onBareSQL is our peak's CPU per request over the raw SQL of the reference server's
+// statements in t: the ratio against a fixed workload, which the statements we run do
+// not change (printed beside the ratio, not judged).
+func (r *caseResult) onBareSQL(t trial) float64 { return r.ratioOf(t.peak, t.bareRaw) }
+
 // rawCPU is the pgbench CPU per transaction without the statement that picks the
 // transaction's parameters from bench_pg.
 func (r *caseResult) rawCPU() float64 { return r.rawCPUOf(r.raw) }
@@ -550,6 +555,13 @@ func printCase(w io.Writer, r *caseResult) {
 			}
 			fmt.Fprintf(w, " (median of %s)", strings.Join(rs, ", "))
 		}
+		var on []float64
+		for _, t := range r.trials {
+			if t.bareRaw != nil {
+				on = append(on, r.onBareSQL(t))
+			}
+		}
+		fmt.Fprintf(w, "; ours against the reference server's raw SQL %s", medianOf(on))
 	}
 	if r.peak.Ended > 0 {
 		fmt.Fprintf(w, "; the peak run used all its %d requests in %.1f s", r.peak.Requests, float64(r.peak.DurationUS)/1e6)
@@ -737,4 +749,23 @@ func pgbenchVars(now time.Time) map[string]string {
 		"after":    "-infinity",
 		"before":   "infinity",
 	}
+}
+
+// medianOf formats the median of xs, followed by all of them in order when there are
+// several.
+func medianOf(xs []float64) string {
+	if len(xs) == 0 {
+		return "—"
+	}
+	sorted := slices.Clone(xs)
+	slices.Sort(sorted)
+	out := fmt.Sprintf("%.2f", sorted[(len(sorted)-1)/2])
+	if len(xs) > 1 {
+		var all []string
+		for _, x := range xs {
+			all = append(all, fmt.Sprintf("%.2f", x))
+		}
+		out += " (median of " + strings.Join(all, ", ") + ")"
+	}
+	return out
 }
