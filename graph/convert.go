@@ -28,9 +28,41 @@ type listSelections struct {
 	viewerSends bool
 }
 
-func selections(ctx context.Context, viewerSends bool) listSelections {
-	s := listSelections{count: selected(ctx, "totalCount"), viewerSends: viewerSends}
-	s.sender, s.recipient, s.status = memberSelections(ctx)
+// selections reads listSelections off the invitation connection being resolved (@skip
+// and @include applied): totalCount, the invitations' sender or recipient (through
+// edges.node or nodes), and whether one of those selects connectionStatus.
+func selections(ctx context.Context, viewerSends bool) (s listSelections) {
+	s.viewerSends = viewerSends
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil || !graphql.HasOperationContext(ctx) {
+		return s
+	}
+	oc := graphql.GetOperationContext(ctx)
+	invitation := func(sel ast.SelectionSet) {
+		for _, f := range graphql.CollectFields(oc, sel, invitationImplementors) {
+			if f.Name != "sender" && f.Name != "recipient" {
+				continue
+			}
+			s.sender, s.recipient = s.sender || f.Name == "sender", s.recipient || f.Name == "recipient"
+			for _, m := range graphql.CollectFields(oc, f.Selections, memberImplementors) {
+				s.status = s.status || m.Name == "connectionStatus"
+			}
+		}
+	}
+	for _, f := range graphql.CollectFields(oc, fc.Field.Selections, []string{"InvitationConnection"}) {
+		switch f.Name {
+		case "totalCount":
+			s.count = true
+		case "nodes":
+			invitation(f.Selections)
+		case "edges":
+			for _, e := range graphql.CollectFields(oc, f.Selections, []string{"InvitationEdge"}) {
+				if e.Name == "node" {
+					invitation(e.Selections)
+				}
+			}
+		}
+	}
 	return s
 }
 
@@ -117,41 +149,6 @@ func (r *Resolver) connection(ctx context.Context, v *Viewer, sel listSelections
 		}
 	}
 	return model.NewInvitationConnection(c), nil
-}
-
-// memberSelections reports whether the invitation connection being resolved selects
-// its invitations' sender or recipient (through edges.node or nodes), and whether one
-// of those selects connectionStatus.
-func memberSelections(ctx context.Context) (sender, recipient, status bool) {
-	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || !graphql.HasOperationContext(ctx) {
-		return
-	}
-	oc := graphql.GetOperationContext(ctx)
-	invitation := func(sel ast.SelectionSet) {
-		for _, f := range graphql.CollectFields(oc, sel, invitationImplementors) {
-			if f.Name != "sender" && f.Name != "recipient" {
-				continue
-			}
-			sender, recipient = sender || f.Name == "sender", recipient || f.Name == "recipient"
-			for _, m := range graphql.CollectFields(oc, f.Selections, memberImplementors) {
-				status = status || m.Name == "connectionStatus"
-			}
-		}
-	}
-	for _, f := range graphql.CollectFields(oc, fc.Field.Selections, []string{"InvitationConnection"}) {
-		switch f.Name {
-		case "nodes":
-			invitation(f.Selections)
-		case "edges":
-			for _, e := range graphql.CollectFields(oc, f.Selections, []string{"InvitationEdge"}) {
-				if e.Name == "node" {
-					invitation(e.Selections)
-				}
-			}
-		}
-	}
-	return
 }
 
 // node resolves a global ID to what the viewer may see, or nil.

@@ -6,7 +6,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
-// objectJSON is what the generated executor's object marshallers return (see
+// objectJSON is how the generated executor's objects are written (object, below, and
 // internal/marshallers): an object's fields, as graphql.CollectFields found them, and
 // their marshalled values, in the same order. It writes the JSON object that gqlgen's
 // FieldSet.MarshalGQL writes for the same fields and values, without what that costs

@@ -1,6 +1,6 @@
 // Command marshallers rewrites the object marshallers of gqlgen's generated executor
-// (one function per GraphQL object type, run for every object of a response) in two
-// ways. Both matter most on the heaviest page (bench case b: 20 edges, invitations and
+// (one function per GraphQL object type, run for every object of a response) in three
+// ways. All matter most on the heaviest page (bench case b: 20 edges, invitations and
 // members).
 //
 // First, an object with no deferred field (no @defer in the request, the only case our
