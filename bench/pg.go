@@ -33,6 +33,9 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 		"max_connections":          "100",
 		"shared_preload_libraries": "pg_stat_statements",
 		"pg_stat_statements.max":   "1000",
+		// Planning time and count beside execution time (-v): a prepared statement that
+		// is planned again on every call would show here.
+		"pg_stat_statements.track_planning": "on",
 		// Autovacuum starts when a table crosses a threshold of changed rows, and its
 		// work (an ANALYZE of invitations costs about 0.6 s) would land in whichever
 		// phase crosses it, server or pgbench. The template is vacuumed and analysed

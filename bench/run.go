@@ -364,7 +364,13 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if err := e.checkpoint(ctx, bc); err != nil {
 		return nil, err
 	}
+	if err := e.resetStatements(ctx); err != nil {
+		return nil, err
+	}
 	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, bc.writes); err != nil {
+		return nil, err
+	}
+	if err := e.printStatementTimes(ctx, "the server's peak"); err != nil {
 		return nil, err
 	}
 	var probe *diskProbe
@@ -393,7 +399,13 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		if err := e.checkpoint(ctx, bc); err != nil {
 			return nil, err
 		}
+		if err := e.resetStatements(ctx); err != nil {
+			return nil, err
+		}
 		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, perClient); err != nil {
+			return nil, err
+		}
+		if err := e.printStatementTimes(ctx, "the raw SQL"); err != nil {
 			return nil, err
 		}
 		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0); err != nil {
@@ -643,6 +655,41 @@ SELECT queryid, calls, query FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND query NOT LIKE '%bench_pg%'
  ORDER BY queryid`, runDB)
 	return out, err
+}
+
+// printStatementTimes prints, with -v, what PostgreSQL recorded of each statement of
+// the run database since the last reset: calls, mean execution and planning time,
+// plannings and buffer hits. The same statements, server and raw SQL, with the same
+// buffers and no plannings on either side but a longer execution in the server's run,
+// say that PostgreSQL did the same work more slowly (the server's process on the other
+// core), not more work.
+func (e *runEnv) printStatementTimes(ctx context.Context, who string) error {
+	if !verbose {
+		return nil
+	}
+	var rows []struct {
+		Calls int64   `db:"calls"`
+		Exec  float64 `db:"mean_exec_time"`
+		Plan  float64 `db:"mean_plan_time"`
+		Plans int64   `db:"plans"`
+		Hits  int64   `db:"shared_blks_hit"`
+		Reads int64   `db:"shared_blks_read"`
+		Query string  `db:"query"`
+	}
+	err := e.c.admin.SelectContext(ctx, &rows, `
+SELECT calls, mean_exec_time, mean_plan_time, plans, shared_blks_hit, shared_blks_read, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND calls > 0
+ ORDER BY calls DESC, queryid LIMIT 10`, runDB)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "  statements in %s (pg_stat_statements): calls, mean execution µs, plannings (mean µs), buffers per call (hit/read)\n", who)
+	for _, r := range rows {
+		fmt.Fprintf(os.Stderr, "    %8d  %8.1f µs  %6d plans (%.1f µs)  %6.1f/%.1f  %s\n", r.Calls, r.Exec*1000, r.Plans, r.Plan*1000,
+			float64(r.Hits)/float64(r.Calls), float64(r.Reads)/float64(r.Calls), r.Query)
+	}
+	return nil
 }
 
 func (e *runEnv) resetStatements(ctx context.Context) error {
