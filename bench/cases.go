@@ -88,7 +88,7 @@ func pageRequests(members string) string {
 // sendPair are the columns send.sql needs besides viewer and recipient.
 func sendPair() string {
 	rc := freshRecipient("r")
-	return `least(s.id, ` + rc + `) AS lo, greatest(s.id, ` + rc + `) AS hi, ARRAY[least(s.id, ` + rc + `), greatest(s.id, ` + rc + `)]::text AS pair`
+	return `least(s.id, ` + rc + `) AS lo, greatest(s.id, ` + rc + `) AS hi`
 }
 
 // Members in a fixed pseudo-random order, each with its position in id order.

@@ -5,7 +5,8 @@
 -- commit, as an array literal).
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE handle = :handle;
 BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
-SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE id = ANY(:pair) ORDER BY id FOR NO KEY UPDATE;
+SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE id IN (:lo, :hi) ORDER BY id FOR NO KEY UPDATE;
+SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT w.used, w.oldest,
        (SELECT count(*) FROM invitations
          WHERE sender_id = :viewer AND status IN ('PENDING', 'IGNORED') AND sent_at > :expiry) AS pending,
