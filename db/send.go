@@ -159,12 +159,9 @@ type sendFacts struct {
 // the recipient's row, which this transaction holds; the sweep expires only what the
 // counts already leave out. So they hold until the transaction ends.
 func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
-	// The statement's generic plan uses the same indexes as the plans PostgreSQL makes
-	// for each call's values, but is estimated dearer, so on a network of real size
-	// PostgreSQL plans the statement on every send: the planning cost three times the
-	// execution (`go run ./bench -cases c -v`: 1.2 ms against 0.3). The transaction uses
-	// generic plans from here on; its later statements already did.
-	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+	// Generic plans from here on, for the quota statement; the later statements already
+	// used theirs.
+	if err := forceGenericPlans(ctx, tx); err != nil {
 		return nil, err
 	}
 	lo, hi := pair(from.ID, recipient)
