@@ -590,6 +590,15 @@ func printCase(w io.Writer, r *caseResult) {
 	if r.peak.Ended > 0 {
 		fmt.Fprintf(w, "; the peak run used all its %d requests in %.1f s", r.peak.Requests, float64(r.peak.DurationUS)/1e6)
 	}
+	if r.half.Ended > 0 {
+		fmt.Fprintf(w, "; the half-peak run used all its %d requests in %.1f s", r.half.Requests, float64(r.half.DurationUS)/1e6)
+	}
+	// The half-peak run's waits are sized by two short calibration runs; on a machine
+	// whose speed changes from second to second they can miss, and a p99 measured at a
+	// lower rate says less.
+	if half := r.peak.rate() / 2; r.half.rate() < 0.8*half {
+		fmt.Fprintf(w, "; the half-peak run reached only %.0f%% of half the peak", 100*r.half.rate()/half)
+	}
 	if r.disk != nil {
 		fmt.Fprintf(w, "; %s", r.disk)
 	}
