@@ -35,8 +35,8 @@ func cancelReminders(ctx context.Context, tx *sqlx.Tx, now time.Time, ids ...int
 	return err
 }
 
-// cancelRemindersSQL cancels the pending reminders of invitations $1 at $2; the
-// withdrawal runs it inside its UPDATE's statement.
+// cancelRemindersSQL cancels the pending reminders of invitations $1 at $2 (the
+// withdrawal runs the same inside its UPDATE's statement).
 const cancelRemindersSQL = `
 UPDATE reminders SET state = 'CANCELLED', done_at = $2
  WHERE invitation_id = ANY($1) AND state = 'PENDING'`
