@@ -16,9 +16,10 @@ import (
 // withdrawn or expired) are absent, exactly as Invitation returns nil for them.
 func (s *Store) InvitationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Invitation, error) {
 	now := s.Now()
+	in1, ids1 := oneOf(ids)
 	rows, err := selectRows[Invitation](ctx, s.db, nil, `
 SELECT `+invitationColumns+` FROM invitations
- WHERE id = ANY($1) AND (sender_id = $2 OR recipient_id = $2)`, pq.Array(ids), viewer)
+ WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -28,7 +28,8 @@ func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, err
 // MembersByID returns the members with these ids, in no particular order; ids with no
 // member are left out.
 func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
-	ms, err := selectRows[Member](ctx, s.db, nil, `SELECT `+memberColumns+` FROM members WHERE id = ANY($1)`, pq.Array(ids))
+	in1, ids1 := oneOf(ids)
+	ms, err := selectRows[Member](ctx, s.db, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
 	return ms, translate(err)
 }
 

@@ -9,9 +9,10 @@ import (
 	"invitations/db/dbtest"
 )
 
-// TestStatementsArePlannedOnce runs each mutation and the quota read ten times on a
-// pool of one connection, as the server runs them (db.Open prepares each statement
-// once per connection), and then reads the session's prepared statements.
+// TestStatementsArePlannedOnce runs each mutation, the quota read and the loaders'
+// lookups of one object ten times on a pool of one connection, as the server runs them
+// (db.Open prepares each statement once per connection), and then reads the session's
+// prepared statements.
 //
 // PostgreSQL plans a prepared statement for its parameter values (a custom plan) on its
 // first five executions; after that it reuses one generic plan, unless the custom plans
@@ -79,6 +80,13 @@ func TestStatementsArePlannedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := store.MarkNotificationsRead(ctx, recipients[4*i+3], nil); err != nil {
+			t.Fatal(err)
+		}
+		// The loaders' lookups of one object (invitation(id:), a sender, a recipient).
+		if _, err := store.InvitationsByID(ctx, s, invs[i][:1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.MembersByID(ctx, recipients[4*i:4*i+1]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -241,9 +241,10 @@ SELECT id FROM invitations
 }
 
 // oneOf is the condition that a column is one of ids, given as parameter $1, and that
-// parameter. One id, the withdrawal of a single invitation, is "= $1": PostgreSQL plans
-// "= ANY($1)" anew for each short list (its generic plan assumes ten elements), and for
-// an invitation the planning costs more than the withdrawal (TestStatementsArePlannedOnce).
+// parameter. One id (one invitation withdrawn, one object looked up) is "= $1":
+// PostgreSQL plans "= ANY($1)" anew for each short list (its generic plan assumes ten
+// elements), and for one row the planning costs more than the statement
+// (TestStatementsArePlannedOnce).
 func oneOf(ids []int64) (string, any) {
 	if len(ids) == 1 {
 		return "= $1", ids[0]
