@@ -36,6 +36,9 @@ type caseResult struct {
 	rss        int64
 	disk       *diskResult // -disk, write cases
 	failures   []string    // correctness failures: the run fails
+	// replanned are the statements PostgreSQL planned on most of their calls during the
+	// server's peak (a prepared statement whose generic plan it keeps rejecting).
+	replanned []string
 	// trials are the (peak, raw SQL) pairs of a read case measured -repeat times; peak
 	// and raw are those of the median ratio.
 	trials []trial
@@ -385,6 +388,9 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if err := e.printStatementTimes(ctx, "the server's peak"); err != nil {
 		return nil, err
 	}
+	if res.replanned, err = e.replanned(ctx); err != nil {
+		return nil, err
+	}
 	var probe *diskProbe
 	if o.disk && bc.writes {
 		probe = startDiskProbe(o.dir)
@@ -602,6 +608,9 @@ func printCase(w io.Writer, r *caseResult) {
 	if r.disk != nil {
 		fmt.Fprintf(w, "; %s", r.disk)
 	}
+	for _, p := range r.replanned {
+		fmt.Fprintf(w, "; planned on most calls: %s", p)
+	}
 	fmt.Fprintf(w, "; RSS %.0f MB\n", float64(r.rss)/(1<<20))
 }
 
@@ -711,6 +720,29 @@ SELECT calls, mean_exec_time, mean_plan_time, plans, shared_blks_hit, shared_blk
 			float64(r.Hits)/float64(r.Calls), float64(r.Reads)/float64(r.Calls), r.Query)
 	}
 	return nil
+}
+
+// replanned lists the run database's statements that PostgreSQL planned on at least
+// half of their calls since the last reset (and had 50 calls or more). The server
+// prepares every statement once per connection, so a statement here is one whose
+// generic plan PostgreSQL keeps rejecting, paying for a plan on every call: session 7
+// found the send's quota statement so, planned for longer than it ran.
+func (e *runEnv) replanned(ctx context.Context) ([]string, error) {
+	var rows []struct {
+		Calls int64  `db:"calls"`
+		Plans int64  `db:"plans"`
+		Query string `db:"query"`
+	}
+	err := e.c.admin.SelectContext(ctx, &rows, `
+SELECT calls, plans, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND calls >= 50 AND plans * 2 >= calls
+ ORDER BY plans DESC, queryid`, runDB)
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%d plannings in %d calls of %s", r.Plans, r.Calls, r.Query))
+	}
+	return out, err
 }
 
 func (e *runEnv) resetStatements(ctx context.Context) error {
