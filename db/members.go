@@ -38,7 +38,13 @@ func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error)
 // statement. An invitation the viewer ignored reads as ConnNone; one the member
 // ignored still reads as ConnInvitationSent, as the sender must not learn of it.
 func (s *Store) ConnectionStatuses(ctx context.Context, viewer int64, ids []int64) (map[int64]string, error) {
-	const q = `
+	// One member (a profile's status) reads from VALUES: PostgreSQL plans unnest() of
+	// a short array anew on every call.
+	from, arg := `unnest($2::bigint[]) AS m(id)`, any(pq.Array(ids))
+	if len(ids) == 1 {
+		from, arg = `(VALUES ($2::bigint)) AS m(id)`, ids[0]
+	}
+	q := `
 SELECT m.id,
        EXISTS (SELECT 1 FROM connections c
                 WHERE c.member_a = LEAST(m.id, $1) AND c.member_b = GREATEST(m.id, $1)) AS connected,
@@ -48,9 +54,9 @@ SELECT m.id,
        EXISTS (SELECT 1 FROM invitations i
                 WHERE i.sender_id = m.id AND i.recipient_id = $1
                   AND i.status = 'PENDING' AND i.sent_at > $3) AS received
-  FROM unnest($2::bigint[]) AS m(id)`
+  FROM ` + from
 	now := s.Now()
-	rows, err := s.db.QueryContext(ctx, q, viewer, pq.Array(ids), now.Add(-s.limits.TTL))
+	rows, err := s.db.QueryContext(ctx, q, viewer, arg, now.Add(-s.limits.TTL))
 	if err != nil {
 		return nil, translate(err)
 	}

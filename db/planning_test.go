@@ -89,6 +89,12 @@ func TestStatementsArePlannedOnce(t *testing.T) {
 		if _, err := store.MembersByID(ctx, recipients[4*i:4*i+1]); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := store.ConnectionStatuses(ctx, s, recipients[4*i:4*i+1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.NotificationsByID(ctx, recipients[4*i], []int64{int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	var stmts []struct {
