@@ -88,19 +88,16 @@ SELECT m.id,
 // global lock order) and returns them keyed by id; missing ids are absent from the map.
 // FOR NO KEY UPDATE leaves foreign-key checks of concurrent inserts unblocked.
 func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Member, error) {
-	// One or two ids, as every caller has, are spelled out: PostgreSQL plans "id =
-	// ANY($1)" for each call's array (its generic plan assumes a longer one), and the
-	// planning cost more than the lock (TestStatementsArePlannedOnce).
+	// Two ids, as most callers have, are spelled out, as oneOf spells out one:
+	// PostgreSQL plans "id = ANY($1)" for each short array (its generic plan assumes a
+	// longer one), and the planning cost more than the lock (TestStatementsArePlannedOnce).
 	var ms []*Member
 	var err error
-	switch len(ids) {
-	case 1:
-		ms, err = selectRows[Member](ctx, tx, nil, lockMemberQuery, ids[0])
-	case 2:
+	if len(ids) == 2 {
 		ms, err = selectRows[Member](ctx, tx, nil, lockMemberPairQuery, ids[0], ids[1])
-	default:
-		ms, err = selectRows[Member](ctx, tx, nil,
-			`SELECT `+memberColumns+` FROM members WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, pq.Array(ids))
+	} else {
+		in, arg := oneOf(ids)
+		ms, err = selectRows[Member](ctx, tx, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in+` ORDER BY id FOR NO KEY UPDATE`, arg)
 	}
 	if err != nil {
 		return nil, err
@@ -112,10 +109,7 @@ func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Mem
 	return out, nil
 }
 
-var (
-	lockMemberQuery     = `SELECT ` + memberColumns + ` FROM members WHERE id = $1 FOR NO KEY UPDATE`
-	lockMemberPairQuery = `SELECT ` + memberColumns + ` FROM members WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE`
-)
+var lockMemberPairQuery = `SELECT ` + memberColumns + ` FROM members WHERE id IN ($1, $2) ORDER BY id FOR NO KEY UPDATE`
 
 // pair returns the two ids smaller first, as connections stores them.
 func pair(a, b int64) (int64, int64) {

@@ -31,15 +31,19 @@ func reminderDue(sentAt time.Time, i int) time.Time {
 // being pending (withdrawn, accepted, ignored), in the transaction that changed them,
 // after their rows were locked (the global lock order: invitations, then their rows).
 func cancelReminders(ctx context.Context, tx *sqlx.Tx, now time.Time, ids ...int64) error {
-	_, err := tx.ExecContext(ctx, cancelRemindersSQL, pq.Array(ids), now)
+	in, arg := oneOf(ids)
+	_, err := tx.ExecContext(ctx, cancelRemindersSQL(in), arg, now)
 	return err
 }
 
-// cancelRemindersSQL cancels the pending reminders of invitations $1 at $2 (the
-// withdrawal runs the same inside its UPDATE's statement).
-const cancelRemindersSQL = `
+// cancelRemindersSQL cancels at $2 the pending reminders of the invitations whose id
+// satisfies in, a condition on parameter $1 (oneOf); the withdrawal runs it inside its
+// UPDATE's statement.
+func cancelRemindersSQL(in string) string {
+	return `
 UPDATE reminders SET state = 'CANCELLED', done_at = $2
- WHERE invitation_id = ANY($1) AND state = 'PENDING'`
+ WHERE invitation_id ` + in + ` AND state = 'PENDING'`
+}
 
 const (
 	// MaxReminderAttempts is how many failed deliveries cancel a reminder.

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // A row type lists its fields in the order of its columns constant, so the hot
@@ -67,4 +68,16 @@ func getRow[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, query s
 		return nil, err
 	}
 	return item, nil
+}
+
+// oneOf is the condition that a column is one of ids, given as parameter $1, and that
+// parameter. One id (one invitation withdrawn, one object looked up) is "= $1":
+// PostgreSQL plans "= ANY($1)" anew for each short list (its generic plan assumes ten
+// elements), and for one row the planning costs more than the statement
+// (TestStatementsArePlannedOnce).
+func oneOf(ids []int64) (string, any) {
+	if len(ids) == 1 {
+		return "= $1", ids[0]
+	}
+	return "= ANY($1)", pq.Array(ids)
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // Withdraw outcomes for one selected id.
@@ -115,9 +114,7 @@ WITH done AS (
   UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
    WHERE id `+in1+`
   RETURNING `+invitationColumns+`),
-cancelled AS (
-  UPDATE reminders SET state = 'CANCELLED', done_at = $2
-   WHERE invitation_id `+in1+` AND state = 'PENDING')
+cancelled AS (`+cancelRemindersSQL(in1)+`)
 SELECT * FROM done`, ids1, now)
 		if err != nil {
 			return nil, err
@@ -238,16 +235,4 @@ SELECT id FROM invitations
 		return err
 	})
 	return results, err
-}
-
-// oneOf is the condition that a column is one of ids, given as parameter $1, and that
-// parameter. One id (one invitation withdrawn, one object looked up) is "= $1":
-// PostgreSQL plans "= ANY($1)" anew for each short list (its generic plan assumes ten
-// elements), and for one row the planning costs more than the statement
-// (TestStatementsArePlannedOnce).
-func oneOf(ids []int64) (string, any) {
-	if len(ids) == 1 {
-		return "= $1", ids[0]
-	}
-	return "= ANY($1)", pq.Array(ids)
 }
