@@ -385,12 +385,12 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	if res.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, bc.writes); err != nil {
 		return nil, err
 	}
-	if err := e.printStatementTimes(ctx, "the server's peak"); err != nil {
+	stats, err := e.statementStats(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if res.replanned, err = e.replanned(ctx); err != nil {
-		return nil, err
-	}
+	printStatementTimes("the server's peak", stats)
+	res.replanned = replanned(stats)
 	var probe *diskProbe
 	if o.disk && bc.writes {
 		probe = startDiskProbe(o.dir)
@@ -423,8 +423,12 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, perClient); err != nil {
 			return nil, err
 		}
-		if err := e.printStatementTimes(ctx, "the raw SQL"); err != nil {
-			return nil, err
+		if verbose {
+			stats, err := e.statementStats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			printStatementTimes("the raw SQL", stats)
 		}
 		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0); err != nil {
 			return nil, err
@@ -687,62 +691,58 @@ SELECT queryid, calls, query FROM pg_stat_statements
 	return out, err
 }
 
-// printStatementTimes prints, with -v, what PostgreSQL recorded of each statement of
-// the run database since the last reset: calls, mean execution and planning time,
-// plannings and buffer hits. The same statements, server and raw SQL, with the same
-// buffers and no plannings on either side but a longer execution in the server's run,
-// say that PostgreSQL did the same work more slowly (the server's process on the other
-// core), not more work.
-func (e *runEnv) printStatementTimes(ctx context.Context, who string) error {
-	if !verbose {
-		return nil
-	}
-	var rows []struct {
-		Calls int64   `db:"calls"`
-		Exec  float64 `db:"mean_exec_time"`
-		Plan  float64 `db:"mean_plan_time"`
-		Plans int64   `db:"plans"`
-		Hits  int64   `db:"shared_blks_hit"`
-		Reads int64   `db:"shared_blks_read"`
-		Query string  `db:"query"`
-	}
-	err := e.c.admin.SelectContext(ctx, &rows, `
+// statementStat is what pg_stat_statements recorded of one statement.
+type statementStat struct {
+	Calls int64   `db:"calls"`
+	Exec  float64 `db:"mean_exec_time"` // ms
+	Plan  float64 `db:"mean_plan_time"` // ms
+	Plans int64   `db:"plans"`
+	Hits  int64   `db:"shared_blks_hit"`
+	Reads int64   `db:"shared_blks_read"`
+	Query string  `db:"query"` // its first 70 characters, on one line
+}
+
+// statementStats are the run database's statements since the last reset, most called
+// first.
+func (e *runEnv) statementStats(ctx context.Context) ([]statementStat, error) {
+	var out []statementStat
+	err := e.c.admin.SelectContext(ctx, &out, `
 SELECT calls, mean_exec_time, mean_plan_time, plans, shared_blks_hit, shared_blks_read, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND calls > 0
- ORDER BY calls DESC, queryid LIMIT 10`, runDB)
-	if err != nil {
-		return err
+ ORDER BY calls DESC, queryid`, runDB)
+	return out, err
+}
+
+// printStatementTimes prints, with -v, the ten most called of stats: calls, mean
+// execution and planning time, plannings and buffers. The same statements, server and
+// raw SQL, with the same buffers and no plannings on either side but a longer execution
+// in the server's run, say that PostgreSQL did the same work more slowly (the server's
+// process on the other core), not more work.
+func printStatementTimes(who string, stats []statementStat) {
+	if !verbose {
+		return
 	}
 	fmt.Fprintf(os.Stderr, "  statements in %s (pg_stat_statements): calls, mean execution µs, plannings (mean µs), buffers per call (hit/read)\n", who)
-	for _, r := range rows {
+	for _, r := range stats[:min(len(stats), 10)] {
 		fmt.Fprintf(os.Stderr, "    %8d  %8.1f µs  %6d plans (%.1f µs)  %6.1f/%.1f  %s\n", r.Calls, r.Exec*1000, r.Plans, r.Plan*1000,
 			float64(r.Hits)/float64(r.Calls), float64(r.Reads)/float64(r.Calls), r.Query)
 	}
-	return nil
 }
 
-// replanned lists the run database's statements that PostgreSQL planned on at least
-// half of their calls since the last reset (and had 50 calls or more). The server
-// prepares every statement once per connection, so a statement here is one whose
-// generic plan PostgreSQL keeps rejecting, paying for a plan on every call: session 7
-// found the send's quota statement so, planned for longer than it ran.
-func (e *runEnv) replanned(ctx context.Context) ([]string, error) {
-	var rows []struct {
-		Calls int64  `db:"calls"`
-		Plans int64  `db:"plans"`
-		Query string `db:"query"`
-	}
-	err := e.c.admin.SelectContext(ctx, &rows, `
-SELECT calls, plans, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query
-  FROM pg_stat_statements
- WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) AND calls >= 50 AND plans * 2 >= calls
- ORDER BY plans DESC, queryid`, runDB)
+// replanned lists the statements of stats that PostgreSQL planned on at least half of
+// their calls (of 50 or more). The server prepares every statement once per connection,
+// so a statement here is one whose generic plan PostgreSQL keeps rejecting, paying for
+// a plan on every call: session 7 found the send's quota statement so, planned for
+// longer than it ran.
+func replanned(stats []statementStat) []string {
 	var out []string
-	for _, r := range rows {
-		out = append(out, fmt.Sprintf("%d plannings in %d calls of %s", r.Plans, r.Calls, r.Query))
+	for _, r := range stats {
+		if r.Calls >= 50 && 2*r.Plans >= r.Calls {
+			out = append(out, fmt.Sprintf("%d plannings in %d calls of %s", r.Plans, r.Calls, r.Query))
+		}
 	}
-	return out, err
+	return out
 }
 
 func (e *runEnv) resetStatements(ctx context.Context) error {
