@@ -21,10 +21,9 @@ type benchCase struct {
 	writes bool
 	// script is the pgbench script under sql/, "" for none.
 	script string
-	// bare: the reference server (bench/bare) answers the case's query too, and is
-	// measured beside the invitations server, against the raw SQL of its own
-	// statements (bareScript, under sql/).
-	bare       bool
+	// bareScript, when set: the reference server (bench/bare) answers the case's query
+	// too, and is measured beside the invitations server, against the raw SQL of its
+	// own statements (this pgbench script under sql/).
 	bareScript string
 	// hot: every request comes from one sender; the bench checks the exact quota.
 	hot bool
@@ -107,10 +106,10 @@ var cases = []benchCase{{
 	name: "0", title: "authenticated { __typename }", query: `query Floor { __typename }`, script: "floor.sql",
 	requests: `SELECT handle, id AS viewer, '{}' AS vars FROM (` + randomMembers + `) s LIMIT $1`,
 }, {
-	name: "a", title: "pending page, random senders", query: pageQuery, script: "page.sql", bare: true, bareScript: "page-bare.sql",
+	name: "a", title: "pending page, random senders", query: pageQuery, script: "page.sql", bareScript: "page-bare.sql",
 	requests: pageRequests(`SELECT * FROM (` + randomMembers + `) x LIMIT $1`),
 }, {
-	name: "b", title: "pending page, heaviest senders", query: pageQuery, script: "page.sql", bare: true, bareScript: "page-bare.sql",
+	name: "b", title: "pending page, heaviest senders", query: pageQuery, script: "page.sql", bareScript: "page-bare.sql",
 	requests: pageRequests(`SELECT m.* FROM (SELECT sender_id, count(*) AS n FROM invitations WHERE status IN ('PENDING', 'IGNORED')
                           GROUP BY sender_id ORDER BY n DESC, sender_id LIMIT 20) h
           JOIN members m ON m.id = h.sender_id`),

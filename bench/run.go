@@ -305,7 +305,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		script = prelude + string(b)
 	}
 	bareScript := ""
-	if bc.bare {
+	if bc.bareScript != "" {
 		b, err := files.ReadFile("sql/" + bc.bareScript)
 		if err != nil {
 			return nil, err
@@ -321,7 +321,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 	}
 	// The reference server runs beside the real one, idle while the other is measured.
 	var bare *server
-	if bc.bare && e.bareBin != "" {
+	if bc.bareScript != "" && e.bareBin != "" {
 		if bare, err = startServer(ctx, e.bareBin, e.c.pg.DSN(runDB), filepath.Join(o.dir, "server-bare-"+bc.name+".log"), "", o.gomaxprocs); err != nil {
 			return nil, err
 		}
@@ -506,13 +506,17 @@ func (r *caseResult) pickMedian() {
 	r.peak, r.raw = m.peak, m.raw
 }
 
-// trialRatios are the ratios of the trials, in the order they ran.
-func (r *caseResult) trialRatios() []string {
+// ofTrials formats f of each trial, in the order they ran, as " (median of a, b, c)";
+// "" for a single trial.
+func (r *caseResult) ofTrials(f func(trial) float64) string {
+	if len(r.trials) < 2 {
+		return ""
+	}
 	var out []string
 	for _, t := range r.trials {
-		out = append(out, fmt.Sprintf("%.2f", r.ratioOf(t.peak, t.raw)))
+		out = append(out, fmt.Sprintf("%.2f", f(t)))
 	}
-	return out
+	return " (median of " + strings.Join(out, ", ") + ")"
 }
 
 func (r *caseResult) checkAnswers(bc benchCase, remaining int) {
@@ -575,20 +579,12 @@ func printCase(w io.Writer, r *caseResult) {
 		fmt.Fprintf(w, "; raw SQL %.0f µs/tx (%.0f µs/tx at %.0f tx/s, less the parameter lookup's %.0f µs/tx at %.0f tx/s), ratio %.2f",
 			r.rawCPU(), r.raw.cpuPerTx(), r.raw.TPS, r.prelude.cpuPerTx(), r.prelude.TPS, r.ratio())
 	}
-	if len(r.trials) > 1 {
-		fmt.Fprintf(w, " (median of %s)", strings.Join(r.trialRatios(), ", "))
-	}
+	fmt.Fprint(w, r.ofTrials(func(t trial) float64 { return r.ratioOf(t.peak, t.raw) }))
 	if bt := r.bareTrial(); bt != nil {
 		s, p := bt.bare.cpuPerRequest()
 		fmt.Fprintf(w, "; reference server (bench/bare) %.0f req/s, CPU/request %.0f µs + PostgreSQL %.0f µs, its raw SQL (sql/%s) %.0f µs/tx, ratio %.2f",
 			bt.bare.rate(), s, p, r.c.bareScript, r.rawCPUOf(bt.bareRaw), r.bareRatio(*bt))
-		if len(r.trials) > 1 {
-			var rs []string
-			for _, t := range r.trials {
-				rs = append(rs, fmt.Sprintf("%.2f", r.bareRatio(t)))
-			}
-			fmt.Fprintf(w, " (median of %s)", strings.Join(rs, ", "))
-		}
+		fmt.Fprint(w, r.ofTrials(r.bareRatio))
 		var on []float64
 		for _, t := range r.trials {
 			if t.bareRaw != nil {
