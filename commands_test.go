@@ -298,7 +298,7 @@ var importSummary = regexp.MustCompile(`(\d+) members, (\d+) connections, (\d+) 
 
 func TestImportCommand(t *testing.T) {
 	dsn := dbtest.DSN(t)
-	conn := sqlx.MustOpen("postgres", dsn)
+	conn := sqlx.MustOpen("pgx", dsn)
 	t.Cleanup(func() { conn.Close() })
 	now := time.Now().UTC()
 	at := func(days int) string { return now.Add(-time.Duration(days) * 24 * time.Hour).Format(time.RFC3339) }
@@ -400,7 +400,7 @@ func TestImportCommand(t *testing.T) {
 func cmdFreshDatabase(t *testing.T) (string, *sqlx.DB) {
 	t.Helper()
 	dsn := dbtest.DSN(t)
-	conn := sqlx.MustOpen("postgres", dsn)
+	conn := sqlx.MustOpen("pgx", dsn)
 	t.Cleanup(func() { conn.Close() })
 	conn.MustExec(`DROP SCHEMA public CASCADE; CREATE SCHEMA public`)
 	var n int
@@ -492,7 +492,7 @@ func cmdEmbeddedCounts(t *testing.T, dataDir string) (members, invitations int) 
 	if len(fields) < 5 || fields[4] == "" {
 		t.Fatalf("postmaster.pid: %q", pid)
 	}
-	conn, err := sqlx.Open("postgres", fmt.Sprintf("postgres://postgres@/invitations?host=%s&port=%s&sslmode=disable", fields[4], strings.TrimSpace(fields[3])))
+	conn, err := sqlx.Open("pgx", fmt.Sprintf("postgres://postgres@/invitations?host=%s&port=%s&sslmode=disable", fields[4], strings.TrimSpace(fields[3])))
 	if err != nil {
 		t.Fatal(err)
 	}

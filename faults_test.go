@@ -64,7 +64,7 @@ func faultCluster(t *testing.T, durable bool) (*embedpg.Server, string) {
 		pg.Stop()
 		os.RemoveAll(dir)
 	})
-	admin := sqlx.MustOpen("postgres", pg.DSN("postgres"))
+	admin := sqlx.MustOpen("pgx", pg.DSN("postgres"))
 	defer admin.Close()
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE invitations`); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func faultStart(t *testing.T, dsn string, env map[string]string) *faultServer {
 		t.Fatalf("server did not start within 30s\n%s", s.logs)
 	}
 	s.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	s.conn = sqlx.MustOpen("postgres", dsn)
+	s.conn = sqlx.MustOpen("pgx", dsn)
 	t.Cleanup(func() {
 		s.conn.Close()
 		if s.ended.Load() {

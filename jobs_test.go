@@ -280,7 +280,7 @@ func startReplica(t *testing.T, dsn string, env map[string]string) {
 func TestJobsTwoReplicas(t *testing.T) {
 	t.Parallel()
 	dsn := dbtest.DSN(t)
-	conn := sqlx.MustOpen("postgres", dsn)
+	conn := sqlx.MustOpen("pgx", dsn)
 	t.Cleanup(func() { conn.Close() })
 	sink := startSMTPSink(t)
 	conn.MustExec(`INSERT INTO members (handle, name) SELECT 'm' || g, 'Member ' || g FROM generate_series(0, 120) g`)

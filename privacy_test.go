@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // privacyGID is a Relay global ID as the API makes it: base64url, no padding, of "Kind:id".
@@ -37,7 +37,7 @@ func checksumTables(t *testing.T, conn *sqlx.DB) map[string]string {
 	sums := make(map[string]string, len(tables))
 	for _, name := range tables {
 		var sum string
-		err := conn.Get(&sum, `SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), 'empty') FROM `+pq.QuoteIdentifier(name)+` t`)
+		err := conn.Get(&sum, `SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), 'empty') FROM `+pgx.Identifier{name}.Sanitize()+` t`)
 		if err != nil {
 			t.Fatalf("checksum %s: %v", name, err)
 		}

@@ -88,7 +88,7 @@ func startServer(t testing.TB, env map[string]string) *server {
 	})
 	s := &server{t: t, url: url, out: out}
 	if dsn != "" {
-		s.conn = sqlx.MustOpen("postgres", dsn)
+		s.conn = sqlx.MustOpen("pgx", dsn)
 		t.Cleanup(func() { s.conn.Close() })
 	}
 	return s

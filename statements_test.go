@@ -120,18 +120,18 @@ func TestStatementCounts(t *testing.T) {
 		SELECT 'r' || g, 'Member r' || g, 'Headline ' || g FROM generate_series(1, 100) g`)
 	sizes := []int{1, 10, 100}
 	for _, n := range sizes {
-		s.conn.MustExec(`INSERT INTO members (handle, name) VALUES ('s' || $1, 'Sender'), ('i' || $1, 'Inbox')`, n)
+		s.conn.MustExec(`INSERT INTO members (handle, name) VALUES ('s' || $1::int, 'Sender'), ('i' || $1::int, 'Inbox')`, n)
 		s.conn.MustExec(`
 INSERT INTO invitations (sender_id, recipient_id, message, sent_at)
 SELECT v.id, r.id, CASE WHEN g % 2 = 0 THEN 'Hello' END, now() - g * interval '1 hour'
   FROM generate_series(1, $1) g JOIN members r ON r.handle = 'r' || g, members v
- WHERE v.handle = 's' || $1`, n)
+ WHERE v.handle = 's' || $1::int`, n)
 		s.conn.MustExec(`
 WITH sent AS (
   INSERT INTO invitations (sender_id, recipient_id, sent_at)
   SELECT r.id, v.id, now() - g * interval '1 hour'
     FROM generate_series(1, $1) g JOIN members r ON r.handle = 'r' || g, members v
-   WHERE v.handle = 'i' || $1
+   WHERE v.handle = 'i' || $1::int
   RETURNING id, recipient_id, sent_at)
 INSERT INTO notifications (member_id, kind, invitation_id, created_at)
 SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
@@ -202,7 +202,7 @@ SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
 		// Viewer, invitations, members, statuses.
 		{"nodes(invitations)", 4, func(n int) request {
 			return request{fmt.Sprint("s", n), nodesQuery, map[string]any{"ids": ids("Invitation",
-				`SELECT i.id FROM invitations i JOIN members m ON m.id = i.sender_id WHERE m.handle = 's' || $1 ORDER BY i.id`, n)}, n}
+				`SELECT i.id FROM invitations i JOIN members m ON m.id = i.sender_id WHERE m.handle = 's' || $1::int ORDER BY i.id`, n)}, n}
 		}},
 		// Every kind at once (n/3 of each, at most 99 ids): viewer; the invitations,
 		// notifications and members named by the ids; those members' statuses; then the
@@ -211,9 +211,9 @@ SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
 			k := max(1, n/3)
 			var all []string
 			all = append(all, ids("Invitation", `SELECT i.id FROM invitations i JOIN members m ON m.id = i.recipient_id
-				WHERE m.handle = 'i' || $1 ORDER BY i.id LIMIT $2`, n, k)...)
+				WHERE m.handle = 'i' || $1::int ORDER BY i.id LIMIT $2`, n, k)...)
 			all = append(all, ids("Notification", `SELECT n.id FROM notifications n JOIN members m ON m.id = n.member_id
-				WHERE m.handle = 'i' || $1 ORDER BY n.id LIMIT $2`, n, k)...)
+				WHERE m.handle = 'i' || $1::int ORDER BY n.id LIMIT $2`, n, k)...)
 			all = append(all, ids("Member", `SELECT id FROM members WHERE handle LIKE 'r%' ORDER BY id LIMIT $1`, k)...)
 			return request{fmt.Sprint("i", n), nodesQuery, map[string]any{"ids": all}, len(all)}
 		}},

@@ -106,7 +106,7 @@ func startServerOn(t *testing.T, dsn string) *subServer {
 			t.Errorf("server exited: %v", err)
 		}
 	})
-	s := &server{t: t, url: url, out: &bytes.Buffer{}, conn: sqlx.MustOpen("postgres", dsn)}
+	s := &server{t: t, url: url, out: &bytes.Buffer{}, conn: sqlx.MustOpen("pgx", dsn)}
 	t.Cleanup(func() { s.conn.Close() })
 	return &subServer{server: s, logs: logs}
 }

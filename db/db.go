@@ -16,8 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // Store is the repository. It is safe for concurrent use.
@@ -55,6 +59,9 @@ type Options struct {
 	// MaxConns caps the pool's open (and idle) connections; zero means 20. A request
 	// that finds the pool exhausted waits for a connection until its context ends.
 	MaxConns int
+	// Tracer, when set, observes every statement the pool's connections run (tests
+	// record them; a deployment could export them as traces).
+	Tracer pgx.QueryTracer
 }
 
 // DefaultOptions are the server's defaults: statements end after 5 s, lock waits after
@@ -68,17 +75,21 @@ func DefaultOptions() Options {
 // that it answers. It fails when the server cannot be reached within ctx. With no
 // opts, Open behaves as Options{} (no timeouts of its own, 20 connections); with
 // several, the first is used.
+//
+// The pool's connections are pgx's, behind database/sql: each prepares a statement
+// text the first time it runs it and reuses the prepared statement afterwards (one
+// round trip, and PostgreSQL's plan cache, as pgbench -M prepared), and reads results
+// in binary. A statement whose context ends is cancelled on the server, as libpq
+// does; the connection is dropped only if the server does not answer the
+// cancellation within a second.
 func Open(ctx context.Context, dsn string, opts ...Options) (*sqlx.DB, error) {
 	var opt Options
 	if len(opts) > 0 {
 		opt = opts[0]
 	}
-	cfg, err := pq.NewConfig(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if cfg.Runtime == nil {
-		cfg.Runtime = map[string]string{}
 	}
 	for _, p := range []struct {
 		name string
@@ -88,17 +99,17 @@ func Open(ctx context.Context, dsn string, opts ...Options) (*sqlx.DB, error) {
 		{"lock_timeout", opt.LockTimeout},
 		{"idle_in_transaction_session_timeout", opt.IdleInTransactionTimeout},
 	} {
-		if p.d <= 0 || dsnSets(cfg, p.name) {
+		if p.d <= 0 || dsnSets(cfg.RuntimeParams, p.name) {
 			continue
 		}
 		ms := (p.d + time.Millisecond - 1) / time.Millisecond
-		cfg.Runtime[p.name] = strconv.FormatInt(int64(ms), 10)
+		cfg.RuntimeParams[p.name] = strconv.FormatInt(int64(ms), 10)
 	}
-	connector, err := pq.NewConnectorConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
 	}
-	db := sqlx.NewDb(sql.OpenDB(cachingConnector{connector}), "postgres")
+	cfg.Tracer = opt.Tracer
+	db := sqlx.NewDb(stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(scanUTC)), "pgx")
 	maxConns := opt.MaxConns
 	if maxConns <= 0 {
 		maxConns = 20
@@ -113,15 +124,23 @@ func Open(ctx context.Context, dsn string, opts ...Options) (*sqlx.DB, error) {
 	return db, nil
 }
 
+// scanUTC makes conn read timestamptz values as UTC times (pgx's default is
+// time.Local), as the store writes them and its clock reads.
+func scanUTC(_ context.Context, conn *pgx.Conn) error {
+	conn.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+	return nil
+}
+
 // dsnSets reports whether the parsed DSN (or PGOPTIONS) already sets the run-time
 // parameter name, as a key of its own or as "-c name=..." in options.
-func dsnSets(cfg pq.Config, name string) bool {
-	for k := range cfg.Runtime {
+func dsnSets(params map[string]string, name string) bool {
+	for k := range params {
 		if strings.EqualFold(k, name) {
 			return true
 		}
 	}
-	opts := strings.ToLower(cfg.Options)
+	opts := strings.ToLower(params["options"])
 	return strings.Contains(opts, name+"=") || strings.Contains(opts, strings.ReplaceAll(name, "_", "-")+"=")
 }
 
@@ -206,9 +225,9 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) e
 
 // retryable reports a deadlock or serialization failure.
 func retryable(err error) bool {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		return pqErr.Code == "40001" || pqErr.Code == "40P01"
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
 	}
 	return false
 }

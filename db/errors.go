@@ -5,11 +5,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Code names why a use case was refused. The values are the GraphQL API's
@@ -74,7 +75,7 @@ func AsError(err error) (*Error, bool) {
 
 // translate turns driver errors that clients can act on into *Error and leaves every
 // other error as it is (the presenter logs those and answers INTERNAL_SERVER_ERROR).
-// *pq.Error values never reach clients.
+// *pgconn.PgError values never reach clients.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -83,24 +84,27 @@ func translate(err error) error {
 		return err // the client is gone or out of time: nothing to tell it
 	}
 	busy := &Error{Code: CodeServiceBusy, Message: "the service is busy; try again"}
-	var pqErr *pq.Error
+	var pgErr *pgconn.PgError
 	var netErr *net.OpError
+	var connectErr *pgconn.ConnectError
 	switch {
-	case errors.Is(err, driver.ErrBadConn), errors.As(err, &netErr), errors.Is(err, errPoolWait):
+	case errors.Is(err, driver.ErrBadConn), errors.As(err, &netErr), errors.As(err, &connectErr),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), pgconn.SafeToRetry(err),
+		errors.Is(err, errPoolWait):
 		// The database restarted or is unreachable, or no connection freed up in time. A
 		// retry is safe even after a lost COMMIT: idempotency keys and the one-live-
 		// invitation index keep it from doing anything twice.
 		return busy
-	case !errors.As(err, &pqErr):
+	case !errors.As(err, &pgErr):
 		return err
 	}
 	switch {
-	case pqErr.Code == "23505": // unique_violation: lost a race the locks should have prevented
-		if pqErr.Constraint == "invitations_live_pair_key" {
+	case pgErr.Code == "23505": // unique_violation: lost a race the locks should have prevented
+		if pgErr.ConstraintName == "invitations_live_pair_key" {
 			return refuse(CodeAlreadyPending, nil, "an invitation between these members is already pending")
 		}
-	case inString(string(pqErr.Code), "55P03", "57014", "40001", "40P01", "53300", "57P01", "57P02", "57P03"),
-		pqErr.Code.Class() == "08":
+	case inString(pgErr.Code, "55P03", "57014", "40001", "40P01", "53300", "57P01", "57P02", "57P03"),
+		strings.HasPrefix(pgErr.Code, "08"):
 		// lock or statement timeout, contention, too many connections, the server
 		// shutting down or restarting, connection failures
 		return busy

@@ -3,11 +3,13 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SubscriberBuffer is how many events a subscriber may fall behind. A subscriber
@@ -24,10 +26,10 @@ const (
 )
 
 // Events delivers the invitation events published on EventsChannel to subscribers in
-// this process. Each process holds one LISTEN connection (a pq.Listener, outside the
-// connection pool) and fans the events out to in-process subscribers by member and
-// kind; NOTIFY reaches every process listening on the database, so a change made
-// through any replica reaches subscribers on all of them.
+// this process. Each process holds one LISTEN connection (outside the connection
+// pool) and fans the events out to in-process subscribers by member and kind;
+// NOTIFY reaches every process listening on the database, so a change made through
+// any replica reaches subscribers on all of them.
 //
 // Delivery is best effort: an event is published only when the change that caused it
 // commits, is delivered at most once to each subscriber, and is lost for subscribers
@@ -74,86 +76,88 @@ func (e *Events) Ready() <-chan struct{} { return e.ready }
 
 // Run listens for events and delivers them until ctx ends, then closes every
 // subscriber and returns nil. Connection losses are not errors: the listener
-// reconnects by itself and logs it. It returns an error only when PostgreSQL refuses
-// the LISTEN. Call it once.
+// reconnects by itself, with back-off, and logs it. It returns an error only when
+// PostgreSQL refuses the LISTEN. Call it once.
 func (e *Events) Run(ctx context.Context) error {
 	defer e.stop()
-	l := pq.NewListener(e.dsn, eventsMinReconnect, eventsMaxReconnect, e.connectionEvent)
-	defer func() {
-		// Keep draining while the listener shuts down: its goroutines (and a Ping in
-		// flight) may be waiting to hand over a notification.
-		go func() {
-			for range l.Notify {
+	cfg, err := pgx.ParseConfig(e.dsn)
+	if err != nil {
+		return err
+	}
+	backoff, connected := eventsMinReconnect, false
+	for {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{EventsChannel}.Sanitize())
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				conn.Close(context.Background())
+				return err
 			}
-		}()
-		l.Close()
-	}()
-	// Listen blocks until the connection is up, however long that takes: closing the
-	// listener is what unblocks it when ctx ends.
-	stopClose := context.AfterFunc(ctx, func() { l.Close() })
-	defer stopClose()
-	if err := l.Listen(EventsChannel); err != nil {
+		}
+		if ctx.Err() != nil {
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+			return nil
+		}
+		if err != nil {
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+			e.log.Warn("events: listener cannot connect; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, eventsMaxReconnect)
+			continue
+		}
+		backoff = eventsMinReconnect
+		if !connected {
+			connected = true
+			close(e.ready)
+			e.log.Debug("events: listening", "channel", EventsChannel)
+		} else {
+			// What was published while the connection was down is lost; subscribers
+			// carry on with what comes next.
+			e.log.Warn("events: listener reconnected")
+		}
+		err = e.receive(ctx, conn)
+		conn.Close(context.Background())
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
-	}
-	close(e.ready)
-	e.log.Debug("events: listening", "channel", EventsChannel)
-
-	// Ping an idle connection now and then, so a connection that died silently is
-	// noticed and replaced. Ping waits for the server's answer, which the listener only
-	// reads while its notifications are consumed: it must not run on this goroutine.
-	go func() {
-		ticker := time.NewTicker(eventsPingInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-				if err := l.Ping(); err != nil && ctx.Err() == nil {
-					e.log.Debug("events: ping failed", "err", err)
-				}
-			}
-		}
-	}()
-
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n, ok := <-l.Notify:
-			switch {
-			case !ok: // the listener was closed
-				return nil
-			case n == nil:
-				// Sent after a reconnect: what was published while the connection was
-				// down is lost; subscribers carry on with what comes next.
-				continue
-			}
-			var ev Event
-			if err := json.Unmarshal([]byte(n.Extra), &ev); err != nil {
-				e.log.Warn("events: ignoring a malformed event", "payload", n.Extra, "err", err)
-				continue
-			}
-			e.publish(ev)
-		}
+		e.log.Warn("events: listener disconnected; events are lost until it reconnects", "err", err)
 	}
 }
 
-// connectionEvent logs the listener's connection changes; pq calls it from the
-// goroutine that delivers notifications, so it must be quick.
-func (e *Events) connectionEvent(ev pq.ListenerEventType, err error) {
-	switch ev {
-	case pq.ListenerEventConnected:
-		e.log.Debug("events: listener connected")
-	case pq.ListenerEventDisconnected:
-		e.log.Warn("events: listener disconnected; events are lost until it reconnects", "err", err)
-	case pq.ListenerEventReconnected:
-		e.log.Warn("events: listener reconnected")
-	case pq.ListenerEventConnectionAttemptFailed:
-		e.log.Warn("events: listener cannot connect; retrying", "err", err)
+// receive delivers the notifications conn receives until ctx ends or the connection
+// fails. An idle connection is pinged every eventsPingInterval, so a connection that
+// died silently is noticed and replaced.
+func (e *Events) receive(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, eventsPingInterval)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			if err := conn.Ping(ctx); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		}
+		var ev Event
+		if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+			e.log.Warn("events: ignoring a malformed event", "payload", n.Payload, "err", err)
+			continue
+		}
+		e.publish(ev)
 	}
 }
 

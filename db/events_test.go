@@ -21,7 +21,7 @@ const eventsWait = 10 * time.Second
 func newEventsFixture(t *testing.T) (*fixture, string) {
 	t.Helper()
 	dsn := dbtest.DSN(t)
-	conn, err := sqlx.Open("postgres", dsn)
+	conn, err := sqlx.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

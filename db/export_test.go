@@ -15,7 +15,3 @@ func (s *Store) PublishInTxForTest(ctx context.Context, e Event, fail error) err
 		return fail
 	})
 }
-
-// PQConn is what lib/pq's connection implements and database/sql uses (the statement
-// recorder of the plans test wraps it).
-type PQConn = pqConn

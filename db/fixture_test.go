@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/db/dbtest"
@@ -76,7 +75,7 @@ INSERT INTO invitations (sender_id, recipient_id, status, sent_at, withdrawn_at,
 SELECT $1, r, $3, s, CASE WHEN $5 THEN s END, CASE WHEN $6 THEN s END
   FROM unnest($2::bigint[], $4::timestamptz[]) WITH ORDINALITY AS x(r, s, n)
  ORDER BY n
-RETURNING id`, sender, pq.Array(recipients), status, pq.Array(sentAt), withdrawn, responded)
+RETURNING id`, sender, recipients, status, sentAt, withdrawn, responded)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // ImportOptions tunes Import. The zero value is ready to use.
@@ -301,17 +301,17 @@ func (im *importer) commit() error {
 // lineMessage turns a database error that a line caused into words; any other error
 // is returned as it is, as no line's fault.
 func lineMessage(err error) error {
-	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
 		return err
 	}
-	switch code := string(pqErr.Code); {
+	switch code := pgErr.Code; {
 	case code == "23505":
-		return faultf("the record conflicts with an existing one (%s)", pqErr.Constraint)
+		return faultf("the record conflicts with an existing one (%s)", pgErr.ConstraintName)
 	case code == "23503":
 		return lineFault("the record refers to a member that does not exist")
 	case code == "23514":
-		return faultf("the record breaks the rule %s", pqErr.Constraint)
+		return faultf("the record breaks the rule %s", pgErr.ConstraintName)
 	case strings.HasPrefix(code, "23"):
 		return lineFault("the record breaks an integrity rule of the database")
 	case strings.HasPrefix(code, "22"):
@@ -517,7 +517,7 @@ func (im *importer) invitation(v invitationRecord) (applyFunc, error) {
 		}
 		args := []any{ids[0], ids[1], msg, source, status, sentAt, times[0], times[1]}
 		res, err := im.st["invite"].ExecContext(im.ctx, args...)
-		if pqErr := (*pq.Error)(nil); im.safe && errors.As(err, &pqErr) && pqErr.Constraint == "invitations_live_pair_key" {
+		if pgErr := (*pgconn.PgError)(nil); im.safe && errors.As(err, &pgErr) && pgErr.ConstraintName == "invitations_live_pair_key" {
 			// The pair is held by a live invitation; free it if that one is stale. (Without
 			// a savepoint, the error has aborted the transaction: apply redoes the batch.)
 			if err := im.rollbackLine(); err != nil {

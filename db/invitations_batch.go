@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // Batch lookups by id, for the GraphQL layer's per-request loaders: nodes(ids:) with
@@ -37,7 +36,7 @@ SELECT `+invitationColumns+` FROM invitations
 func (s *Store) NotificationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Notification, error) {
 	rows, err := selectRows[Notification](ctx, s.db, nil, sqlx.Rebind(sqlx.DOLLAR,
 		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
-		pq.Array(ids), viewer, s.Now().Add(-s.limits.TTL))
+		ids, viewer, s.Now().Add(-s.limits.TTL))
 	if err != nil {
 		return nil, translate(err)
 	}

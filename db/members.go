@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 const memberColumns = `id, handle, name, headline, plan, connection_count, created_at`
@@ -40,7 +39,7 @@ func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error)
 func (s *Store) ConnectionStatuses(ctx context.Context, viewer int64, ids []int64) (map[int64]string, error) {
 	// One member (a profile's status) reads from VALUES: PostgreSQL plans unnest() of
 	// a short array anew on every call.
-	from, arg := `unnest($2::bigint[]) AS m(id)`, any(pq.Array(ids))
+	from, arg := `unnest($2::bigint[]) AS m(id)`, any(ids)
 	if len(ids) == 1 {
 		from, arg = `(VALUES ($2::bigint)) AS m(id)`, ids[0]
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // Notification kinds; also the kinds of published events.
@@ -84,7 +83,7 @@ func publish(ctx context.Context, conn *sqlx.Conn, events []Event) {
 	defer cancel()
 	_, err := conn.ExecContext(ctx, `
 SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, e) FROM unnest($2::text[]) AS e`,
-		EventsChannel, pq.Array(payloads))
+		EventsChannel, payloads)
 	if err != nil {
 		slog.WarnContext(ctx, "events not published", "events", len(events), "error", err)
 	}
@@ -167,7 +166,7 @@ func (s *Store) MarkNotificationsRead(ctx context.Context, viewer int64, ids []i
 			res, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = $2 WHERE member_id = $1 AND read_at IS NULL`, viewer, now)
 		} else {
 			res, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = $3 WHERE member_id = $1 AND id = ANY($2) AND read_at IS NULL`,
-				viewer, pq.Array(ids), now)
+				viewer, ids, now)
 		}
 		if err != nil {
 			return err

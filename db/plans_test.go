@@ -5,7 +5,7 @@ package db_test
 // copied here: the repository runs its real operations on a connection that records
 // every statement with its arguments, and each recorded statement is then explained
 // (PREPARE, EXPLAIN EXECUTE) both as a custom plan, planned for its parameter values
-// as an unnamed statement of lib/pq's is, and as a generic plan, which PostgreSQL may
+// as the first five executions of a prepared statement are, and as a generic plan, which PostgreSQL may
 // switch a prepared statement to after five executions. Neither may scan invitations
 // sequentially; the expected indexes are asserted of the custom plans, and of the
 // generic plans the repository forces (the quota statements); where another generic
@@ -14,7 +14,6 @@ package db_test
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,8 +25,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/db/dbtest"
@@ -42,16 +41,27 @@ type recorder struct {
 
 type recordedStmt struct {
 	query string
-	args  []driver.NamedValue
+	args  []any
 }
 
-func (r *recorder) add(query string, args []driver.NamedValue) {
+// TraceQueryStart records a statement the store's pgx connections send.
+func (r *recorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.on {
-		r.stmts = append(r.stmts, recordedStmt{query, slices.Clone(args)})
+	if !r.on {
+		return ctx
 	}
+	var args []any
+	for _, a := range data.Args {
+		if _, ok := a.(pgx.QueryResultFormatsByOID); !ok { // database/sql's, not the statement's
+			args = append(args, a)
+		}
+	}
+	r.stmts = append(r.stmts, recordedStmt{data.SQL, args})
+	return ctx
 }
+
+func (r *recorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // record runs fn and returns the statements it sent.
 func (r *recorder) record(fn func()) []recordedStmt {
@@ -63,37 +73,6 @@ func (r *recorder) record(fn func()) []recordedStmt {
 	defer r.mu.Unlock()
 	r.on = false
 	return r.stmts
-}
-
-// recordingConnector opens lib/pq connections that report their statements.
-type recordingConnector struct {
-	pq  *pq.Connector
-	rec *recorder
-}
-
-func (c recordingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.pq.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return recordingConn{conn.(db.PQConn), c.rec}, nil
-}
-
-func (c recordingConnector) Driver() driver.Driver { return c.pq.Driver() }
-
-type recordingConn struct {
-	db.PQConn
-	rec *recorder
-}
-
-func (c recordingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	c.rec.add(query, args)
-	return c.PQConn.QueryContext(ctx, query, args)
-}
-
-func (c recordingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	c.rec.add(query, args)
-	return c.PQConn.ExecContext(ctx, query, args)
 }
 
 // planNode is a node of EXPLAIN (FORMAT JSON)'s tree.
@@ -144,7 +123,7 @@ func (e *explainer) explain(s recordedStmt) (custom, generic planNode) {
 	if len(s.args) > 0 {
 		lits := make([]string, len(s.args))
 		for i, a := range s.args {
-			lits[i] = literal(a.Value)
+			lits[i] = literal(a)
 		}
 		execute += `(` + strings.Join(lits, ", ") + `)`
 	}
@@ -165,27 +144,47 @@ func (e *explainer) explain(s recordedStmt) (custom, generic planNode) {
 	return plan("force_custom_plan"), plan("force_generic_plan")
 }
 
-// literal spells a driver value as an SQL literal of unknown type, which EXECUTE
-// converts to the parameter's type as lib/pq's text parameters are.
-func literal(v driver.Value) string {
+// literal spells an argument as an SQL literal of unknown type, which EXECUTE
+// converts to the parameter's type.
+func literal(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "NULL"
+	case *string:
+		if v == nil {
+			return "NULL"
+		}
+		return quote(*v)
+	case *time.Time:
+		if v == nil {
+			return "NULL"
+		}
+		return quote(v.Format(time.RFC3339Nano))
 	case time.Time:
-		return pq.QuoteLiteral(v.Format(time.RFC3339Nano))
+		return quote(v.Format(time.RFC3339Nano))
 	case []byte:
 		if utf8.Valid(v) {
-			return pq.QuoteLiteral(string(v))
+			return quote(string(v))
 		}
 		return `'\x` + hex.EncodeToString(v) + `'`
 	case string:
-		return pq.QuoteLiteral(v)
-	case int64:
-		return pq.QuoteLiteral(strconv.FormatInt(v, 10))
+		return quote(v)
+	case []int64:
+		if v == nil {
+			return "NULL"
+		}
+		elems := make([]string, len(v))
+		for i, id := range v {
+			elems[i] = strconv.FormatInt(id, 10)
+		}
+		return quote("{" + strings.Join(elems, ",") + "}")
 	default:
-		return pq.QuoteLiteral(fmt.Sprint(v))
+		return quote(fmt.Sprint(v))
 	}
 }
+
+// quote is s as a string literal (standard_conforming_strings is on).
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
@@ -193,17 +192,16 @@ func TestPlansOfHotStatements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := dbtest.DSN(t)
-	connector, err := pq.NewConnector(dsn)
+	rec := &recorder{}
+	conn, err := db.Open(ctx, dsn, db.Options{Tracer: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	conn := sqlx.NewDb(sql.OpenDB(recordingConnector{connector, rec}), "postgres")
 	t.Cleanup(func() { conn.Close() })
 	clock := dbtest.NewClock(t0)
 	store := db.New(conn, db.DefaultLimits(), clock.Now)
 	// The test's own queries, and EXPLAIN, go through a connection that records nothing.
-	plain, err := sqlx.Open("postgres", dsn)
+	plain, err := sqlx.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

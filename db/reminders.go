@@ -11,7 +11,6 @@ import (
 	"unicode"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // ReminderDelays are when the reminders of a pending invitation fall due, after it
@@ -193,7 +192,7 @@ func (s *Store) deliverOne(ctx context.Context, m Mailer, domain string, busy *[
 	defer tx.Rollback()
 	now := s.Now()
 	var c claimedReminder
-	err = tx.GetContext(txCtx, &c, claimReminder, now, pq.Array(*busy))
+	err = tx.GetContext(txCtx, &c, claimReminder, now, *busy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return reminderNone, nil
 	}

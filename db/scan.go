@@ -6,7 +6,6 @@ import (
 	"errors"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // A row type lists its fields in the order of its columns constant, so the hot
@@ -79,5 +78,5 @@ func oneOf(ids []int64) (string, any) {
 	if len(ids) == 1 {
 		return "= $1", ids[0]
 	}
-	return "= ANY($1)", pq.Array(ids)
+	return "= ANY($1)", ids
 }

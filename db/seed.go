@@ -3,12 +3,15 @@ package db
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // SeedOptions size a generated network.
@@ -195,13 +198,13 @@ LOCK TABLE members, invitations, connections IN ACCESS EXCLUSIVE MODE`); err != 
 	}
 	step = "reading the schema"
 	var dropped []seedDropped
-	err = conn.SelectContext(ctx, &dropped, seedDroppedQuery, pq.Array(seedTables))
+	err = conn.SelectContext(ctx, &dropped, seedDroppedQuery, seedTables)
 	if err != nil {
 		return fmt.Errorf("seed: %s: %w", step, err)
 	}
 	step = "preparing the tables"
 	var ddl strings.Builder
-	fmt.Fprintf(&ddl, "ALTER TABLE invitations DISABLE TRIGGER %s;\n", pq.QuoteIdentifier(seedStatsTrigger))
+	fmt.Fprintf(&ddl, "ALTER TABLE invitations DISABLE TRIGGER %s;\n", pgx.Identifier{seedStatsTrigger}.Sanitize())
 	for _, d := range dropped {
 		ddl.WriteString(d.Drop + ";\n")
 	}
@@ -281,7 +284,7 @@ SELECT LEAST(sender_id, recipient_id), GREATEST(sender_id, recipient_id), respon
 	}
 	phase(SeedPhaseRollups)
 	step = SeedPhaseRollups
-	if err := exec(fmt.Sprintf(`ALTER TABLE invitations ENABLE TRIGGER %s; SELECT invitation_stats_rebuild()`, pq.QuoteIdentifier(seedStatsTrigger))); err != nil {
+	if err := exec(fmt.Sprintf(`ALTER TABLE invitations ENABLE TRIGGER %s; SELECT invitation_stats_rebuild()`, pgx.Identifier{seedStatsTrigger}.Sanitize())); err != nil {
 		return err
 	}
 	phase(SeedPhaseAnalyze)
@@ -430,86 +433,83 @@ func seedHash(p, j int) uint64 {
 	return z ^ z>>31
 }
 
-// copyData is lib/pq's raw COPY stream: each call sends text-format rows (without
-// the last newline).
-type copyData interface {
-	CopyData(ctx context.Context, rows string) (driver.Result, error)
-}
-
-// copyInvitations streams every invitation with COPY, in chunks of rows it formats
-// itself, reporting progress about every 64k rows.
+// copyInvitations streams every invitation with COPY (text format), in chunks of rows
+// it formats itself, reporting progress about every 64k rows.
 func (g *seedGen) copyInvitations(ctx context.Context, raw func(func(any) error) error, first int64, total int, progress func(done, total int)) error {
 	return raw(func(dc any) error {
-		prep, ok := dc.(driver.ConnPrepareContext)
+		c, ok := dc.(*stdlib.Conn)
 		if !ok {
-			return fmt.Errorf("the database driver (%T) cannot prepare a COPY", dc)
+			return fmt.Errorf("the database driver (%T) cannot COPY", dc)
 		}
-		st, err := prep.PrepareContext(ctx, `COPY invitations (sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at) FROM STDIN`)
-		if err != nil {
-			return err
+		r, w := io.Pipe()
+		written := make(chan error, 1)
+		go func() {
+			err := g.writeInvitations(w, first, total, progress)
+			w.CloseWithError(err)
+			written <- err
+		}()
+		_, err := c.Conn().PgConn().CopyFrom(ctx, r,
+			`COPY invitations (sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at) FROM STDIN`)
+		r.CloseWithError(errors.New("the COPY ended")) // unblocks the writer if the COPY failed
+		if werr := <-written; err == nil {
+			err = werr
 		}
-		defer st.Close()
-		cd, ok := st.(copyData)
-		if !ok {
-			return fmt.Errorf("the database driver's COPY statement (%T) cannot stream raw rows", st)
-		}
-		const chunk = 256 << 10
-		buf := make([]byte, 0, chunk+512)
-		done, reported := 0, 0
-		send := func() error {
-			if len(buf) == 0 {
-				return nil
-			}
-			_, err := cd.CopyData(ctx, string(buf[:len(buf)-1])) // CopyData adds the last newline
-			buf = buf[:0]
-			return err
-		}
-		for p := range g.members {
-			k := g.k(p)
-			sender := strconv.AppendInt(nil, first+int64(p), 10)
-			for j := 1; j <= k; j++ {
-				r := g.row(p, j)
-				buf = append(buf, sender...)
-				buf = append(buf, '\t')
-				buf = strconv.AppendInt(buf, first+int64(r.recipient), 10)
-				if r.note {
-					buf = append(buf, "\t"+seedNote+"\t"...)
-				} else {
-					buf = append(buf, "\t\\N\t"...)
-				}
-				buf = append(buf, r.source...)
-				buf = append(buf, '\t')
-				buf = append(buf, r.status...)
-				buf = append(buf, '\t')
-				buf = appendSeedTime(buf, r.sentAt)
-				buf = append(buf, '\t')
-				buf = appendSeedTime(buf, r.responded)
-				buf = append(buf, '\t')
-				buf = appendSeedTime(buf, r.withdrawn)
-				buf = append(buf, '\n')
-				done++
-				if len(buf) >= chunk {
-					if err := send(); err != nil {
-						return err
-					}
-					if progress != nil && done-reported >= 64<<10 {
-						progress(done, total)
-						reported = done
-					}
-				}
-			}
-		}
-		if err := send(); err != nil {
-			return err
-		}
-		if _, err := st.Exec(nil); err != nil { // ends the COPY and reports its errors
-			return err
-		}
-		if progress != nil {
-			progress(done, total)
-		}
-		return nil
+		return err
 	})
+}
+
+// writeInvitations writes every invitation to w as COPY's text rows.
+func (g *seedGen) writeInvitations(w io.Writer, first int64, total int, progress func(done, total int)) error {
+	const chunk = 256 << 10
+	buf := make([]byte, 0, chunk+512)
+	done, reported := 0, 0
+	send := func() error {
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	for p := range g.members {
+		k := g.k(p)
+		sender := strconv.AppendInt(nil, first+int64(p), 10)
+		for j := 1; j <= k; j++ {
+			r := g.row(p, j)
+			buf = append(buf, sender...)
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, first+int64(r.recipient), 10)
+			if r.note {
+				buf = append(buf, "\t"+seedNote+"\t"...)
+			} else {
+				buf = append(buf, "\t\\N\t"...)
+			}
+			buf = append(buf, r.source...)
+			buf = append(buf, '\t')
+			buf = append(buf, r.status...)
+			buf = append(buf, '\t')
+			buf = appendSeedTime(buf, r.sentAt)
+			buf = append(buf, '\t')
+			buf = appendSeedTime(buf, r.responded)
+			buf = append(buf, '\t')
+			buf = appendSeedTime(buf, r.withdrawn)
+			buf = append(buf, '\n')
+			done++
+			if len(buf) >= chunk {
+				if err := send(); err != nil {
+					return err
+				}
+				if progress != nil && done-reported >= 64<<10 {
+					progress(done, total)
+					reported = done
+				}
+			}
+		}
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	if progress != nil {
+		progress(done, total)
+	}
+	return nil
 }
 
 // appendSeedTime appends a timestamp in microseconds as PostgreSQL's text input

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/db/dbtest"
@@ -298,7 +297,7 @@ func BenchmarkStatsWrites(b *testing.B) {
 			}
 			ids := f.history(sender, db.StatusPending, times...)
 			var recipients []int64
-			if err := f.conn.Select(&recipients, `SELECT recipient_id FROM invitations WHERE id = ANY($1) ORDER BY id`, pq.Array(ids)); err != nil {
+			if err := f.conn.Select(&recipients, `SELECT recipient_id FROM invitations WHERE id = ANY($1) ORDER BY id`, ids); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()

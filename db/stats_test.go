@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 )
@@ -108,7 +107,7 @@ func truth(conn *sqlx.DB, ttl time.Duration, now time.Time, sender *int64, after
 	} {
 		var extra []any
 		if q.label == "source" {
-			extra = append(extra, pq.Array(db.Sources))
+			extra = append(extra, db.Sources)
 		}
 		if err := add(q.label, q.query, extra...); err != nil {
 			return "", err
@@ -329,7 +328,7 @@ UPDATE invitations i
    SET message = nullif(u.note, ''), source = u.source,
        responded_at = CASE WHEN i.responded_at IS NOT NULL THEN i.sent_at + make_interval(secs => u.delay) END
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[]) AS u(id, note, source, delay)
- WHERE i.id = u.id`, pq.Array(ids), pq.Array(notes), pq.Array(sources), pq.Array(delays))
+ WHERE i.id = u.id`, ids, notes, sources, delays)
 }
 
 // randomRanges returns ranges to check: none, each bound alone, whole UTC days, a

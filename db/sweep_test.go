@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lib/pq"
-
 	"invitations/db"
 )
 
@@ -31,7 +29,7 @@ SELECT s, r, 'PENDING', CASE WHEN n % 2 = 1 THEN $3::timestamptz - make_interval
                              ELSE $3::timestamptz + interval '1 microsecond' + make_interval(mins => n::int) END
   FROM (SELECT s, r, row_number() OVER () AS n
           FROM unnest($1::bigint[]) s CROSS JOIN unnest($2::bigint[]) r) x`,
-		pq.Array(senders), pq.Array(recipients), cut)
+		senders, recipients, cut)
 	f.conn.MustExec(`
 INSERT INTO reminders (invitation_id, seq, due_at)
 SELECT id, seq, sent_at + seq * interval '7 days' FROM invitations, generate_series(1, 2) seq`)

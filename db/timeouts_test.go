@@ -3,12 +3,13 @@ package db_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/db/dbtest"
@@ -53,14 +54,14 @@ func timeoutPoll(t *testing.T, d time.Duration, what string, cond func() bool) t
 func TestTimeoutParamsFromOptions(t *testing.T) {
 	t.Parallel()
 	url := dbtest.DSN(t)
-	kv, err := pq.ParseURL(url)
+	kv, err := keyValueDSN(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opt := db.Options{StatementTimeout: 1500 * time.Millisecond, LockTimeout: 250 * time.Millisecond,
 		IdleInTransactionTimeout: 3 * time.Second, MaxConns: 3}
 	want := map[string]string{"statement_timeout": "1500ms", "lock_timeout": "250ms", "idle_in_transaction_session_timeout": "3s"}
-	// Both DSN forms carry the parameters (lib/pq sends unknown keys at startup).
+	// Both DSN forms carry the parameters (pgx sends unknown keys at startup).
 	for form, dsn := range map[string]string{"URL": url, "KeyValue": kv} {
 		conn := timeoutOpen(t, dsn, opt)
 		for name, v := range want {
@@ -98,7 +99,7 @@ func TestTimeoutParamsFromOptions(t *testing.T) {
 func TestTimeoutDSNValueWins(t *testing.T) {
 	t.Parallel()
 	url := dbtest.DSN(t)
-	kv, err := pq.ParseURL(url)
+	kv, err := keyValueDSN(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +131,14 @@ func TestTimeoutStatement(t *testing.T) {
 	start := time.Now()
 	_, err := conn.Exec(`SELECT pg_sleep(1)`)
 	took := time.Since(start)
-	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) || pqErr.Code != "57014" {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 		t.Fatalf("pg_sleep(1) under a 100ms statement_timeout: %v, want 57014", err)
 	}
 	if took > 800*time.Millisecond {
 		t.Errorf("statement_timeout took %v", took)
 	}
-	t.Logf("statement_timeout 100ms: canceled after %v (SQLSTATE %s)", took.Round(time.Millisecond), pqErr.Code)
+	t.Logf("statement_timeout 100ms: canceled after %v (SQLSTATE %s)", took.Round(time.Millisecond), pgErr.Code)
 	// The connection stays usable.
 	if got := timeoutShow(t, conn, "statement_timeout"); got != "100ms" {
 		t.Errorf("after the timeout: statement_timeout = %q", got)
@@ -222,7 +223,7 @@ func TestTimeoutIdleInTransaction(t *testing.T) {
 }
 
 // TestTimeoutPoolExhausted: with every connection held, a query waits for the pool only
-// until its context ends, and lib/pq cancels a running query server-side when the
+// until its context ends, and the driver cancels a running query server-side when the
 // context ends.
 func TestTimeoutPoolExhausted(t *testing.T) {
 	t.Parallel()
@@ -271,4 +272,29 @@ func TestTimeoutPoolExhausted(t *testing.T) {
 		return n == 0
 	})
 	t.Logf("context cancel: back in %v, backend query gone %v later", back.Round(time.Millisecond), gone.Round(time.Millisecond))
+}
+
+// keyValueDSN spells a postgres:// URL as libpq's key=value string.
+func keyValueDSN(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	var kv []string
+	add := func(k, v string) {
+		if v != "" {
+			kv = append(kv, k+"='"+strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v)+"'")
+		}
+	}
+	add("host", u.Hostname())
+	add("port", u.Port())
+	add("user", u.User.Username())
+	if pw, ok := u.User.Password(); ok {
+		add("password", pw)
+	}
+	add("dbname", strings.TrimPrefix(u.Path, "/"))
+	for k, vs := range u.Query() {
+		add(k, vs[len(vs)-1])
+	}
+	return strings.Join(kv, " "), nil
 }

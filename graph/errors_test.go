@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/lib/pq"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"invitations/db"
@@ -28,12 +28,12 @@ func TestErrorsLeakNothing(t *testing.T) {
 		err  error
 		code string
 	}{
-		"UniqueViolation":     {&pq.Error{Code: "23505", Message: "duplicate key value violates unique constraint \"invitations_pair_sent_key\"", Constraint: "invitations_pair_sent_key", Table: "invitations"}, "INTERNAL_SERVER_ERROR"},
-		"LivePairRace":        {&pq.Error{Code: "23505", Message: "duplicate key value violates unique constraint", Constraint: "invitations_live_pair_key"}, "BAD_USER_INPUT"},
-		"ForeignKey":          {&pq.Error{Code: "23503", Message: "insert or update on table \"invitations\" violates foreign key constraint", Table: "invitations"}, "INTERNAL_SERVER_ERROR"},
-		"StatementTimeout":    {&pq.Error{Code: "57014", Message: "canceling statement due to statement timeout"}, "INTERNAL_SERVER_ERROR"},
-		"LockTimeout":         {&pq.Error{Code: "55P03", Message: "canceling statement due to lock timeout"}, "INTERNAL_SERVER_ERROR"},
-		"TooManyConnections":  {&pq.Error{Code: "53300", Message: "sorry, too many clients already"}, "INTERNAL_SERVER_ERROR"},
+		"UniqueViolation":     {&pgconn.PgError{Code: "23505", Message: "duplicate key value violates unique constraint \"invitations_pair_sent_key\"", ConstraintName: "invitations_pair_sent_key", TableName: "invitations"}, "INTERNAL_SERVER_ERROR"},
+		"LivePairRace":        {&pgconn.PgError{Code: "23505", Message: "duplicate key value violates unique constraint", ConstraintName: "invitations_live_pair_key"}, "BAD_USER_INPUT"},
+		"ForeignKey":          {&pgconn.PgError{Code: "23503", Message: "insert or update on table \"invitations\" violates foreign key constraint", TableName: "invitations"}, "INTERNAL_SERVER_ERROR"},
+		"StatementTimeout":    {&pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}, "INTERNAL_SERVER_ERROR"},
+		"LockTimeout":         {&pgconn.PgError{Code: "55P03", Message: "canceling statement due to lock timeout"}, "INTERNAL_SERVER_ERROR"},
+		"TooManyConnections":  {&pgconn.PgError{Code: "53300", Message: "sorry, too many clients already"}, "INTERNAL_SERVER_ERROR"},
 		"WrappedUnknown":      {fmt.Errorf("load members: %w", fmt.Errorf("open /etc/secret.go: permission denied")), "INTERNAL_SERVER_ERROR"},
 		"ContextCancelled":    {context.Canceled, "INTERNAL_SERVER_ERROR"},
 		"RepositoryBadFilter": {db.AsErrorForTest(db.CodeBadUserInput, "first must be between 0 and 100"), "BAD_USER_INPUT"},

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/db/embedpg"
@@ -52,7 +52,7 @@ func DSN(t testing.TB) string {
 	if setupErr != nil {
 		t.Fatalf("dbtest: %v", setupErr)
 	}
-	admin, err := sqlx.Open("postgres", adminDSN)
+	admin, err := sqlx.Open("pgx", adminDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func DSN(t testing.TB) string {
 		t.Fatalf("dbtest: clone template: %v", err)
 	}
 	t.Cleanup(func() {
-		admin, err := sqlx.Open("postgres", adminDSN)
+		admin, err := sqlx.Open("pgx", adminDSN)
 		if err != nil {
 			return
 		}
@@ -72,14 +72,14 @@ func DSN(t testing.TB) string {
 	return withDatabase(adminDSN, name)
 }
 
-// Open returns a connection pool on a fresh database of the test's own.
+// Open returns a connection pool (db.Open's, without timeouts) on a fresh database
+// of the test's own.
 func Open(t testing.TB) *sqlx.DB {
 	t.Helper()
-	conn, err := sqlx.Open("postgres", DSN(t))
+	conn, err := db.Open(context.Background(), DSN(t), db.Options{MaxConns: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.SetMaxOpenConns(40)
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
@@ -150,7 +150,7 @@ func startCluster(ctx context.Context) error {
 }
 
 func reachable(ctx context.Context, dsn string) bool {
-	conn, err := sqlx.Open("postgres", dsn)
+	conn, err := sqlx.Open("pgx", dsn)
 	if err != nil {
 		return false
 	}
@@ -163,7 +163,7 @@ func reachable(ctx context.Context, dsn string) bool {
 // ensureTemplate creates the template database once per migration set, serialised
 // across concurrently running test binaries by an advisory lock.
 func ensureTemplate(ctx context.Context) error {
-	admin, err := sqlx.Open("postgres", adminDSN)
+	admin, err := sqlx.Open("pgx", adminDSN)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func ensureTemplate(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+building); err != nil {
 		return err
 	}
-	tdb, err := sqlx.Open("postgres", withDatabase(adminDSN, building))
+	tdb, err := sqlx.Open("pgx", withDatabase(adminDSN, building))
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func ensureTemplate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, `ALTER DATABASE `+building+` RENAME TO `+pq.QuoteIdentifier(template))
+	_, err = conn.ExecContext(ctx, `ALTER DATABASE `+building+` RENAME TO `+pgx.Identifier{template}.Sanitize())
 	return err
 }
 

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/lib/pq" // database/sql driver used for the readiness probe
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver used for the readiness probe
 )
 
 const port = 5432 // only names the socket file; there is no TCP listener
@@ -270,7 +270,7 @@ func (s *Server) launch(ctx context.Context, bin string, args []string, logPath 
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
-	db, err := sql.Open("postgres", s.DSN("postgres"))
+	db, err := sql.Open("pgx", s.DSN("postgres"))
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// DSN returns a lib/pq URL for database dbname on this server, of the form
+// DSN returns a libpq URL for database dbname on this server, of the form
 // postgres://postgres@/DBNAME?host=/tmp/embedpgNNN&port=5432&sslmode=disable
 // (user postgres, trust authentication, Unix socket only). It never fails.
 func (s *Server) DSN(dbname string) string {
