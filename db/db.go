@@ -179,8 +179,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) er
 // errPoolWait is the error of a transaction that got no connection within poolWait.
 var errPoolWait = errors.New("no database connection free")
 
-// SetPoolWait bounds how long a transaction, and the viewer lookup that starts every
-// request, wait for a free pooled connection: past it they fail with CodeServiceBusy
+// SetPoolWait bounds how long a transaction, and a request's reads (the viewer lookup
+// that starts every request, lists, loaders), wait for a free pooled connection: past it they fail with CodeServiceBusy
 // (retryable) instead of holding the request until the client gives up. Zero (the
 // default) waits as long as the request's context allows. Call it before use.
 func (s *Store) SetPoolWait(d time.Duration) { s.poolWait = d }

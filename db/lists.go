@@ -311,7 +311,11 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 			return append(dst, &n0)
 		}
 	}
-	rows, err := selectRows[T, P](ctx, s.db, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
+	var rows []*T
+	err = s.read(ctx, func(q querier) (err error) {
+		rows, err = selectRows[T, P](ctx, q, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
+		return err
+	})
 	if err != nil {
 		return nil, translate(err)
 	}

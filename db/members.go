@@ -15,12 +15,11 @@ const memberColumns = `id, handle, name, headline, plan, connection_count, creat
 // it waits for a pooled connection only briefly: an exhausted pool answers
 // CodeServiceBusy at once rather than when the client gives up.
 func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, error) {
-	conn, err := s.conn(ctx)
-	if err != nil {
-		return nil, translate(err)
-	}
-	defer conn.Close()
-	m, err := getRow[Member](ctx, conn, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
+	var m *Member
+	err := s.read(ctx, func(q querier) (err error) {
+		m, err = getRow[Member](ctx, q, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
+		return err
+	})
 	return m, translate(err)
 }
 
@@ -28,7 +27,11 @@ func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, err
 // member are left out.
 func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
 	in1, ids1 := oneOf(ids)
-	ms, err := selectRows[Member](ctx, s.db, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
+	var ms []*Member
+	err := s.read(ctx, func(q querier) (err error) {
+		ms, err = selectRows[Member](ctx, q, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
+		return err
+	})
 	return ms, translate(err)
 }
 
@@ -93,10 +96,10 @@ func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Mem
 	var ms []*Member
 	var err error
 	if len(ids) == 2 {
-		ms, err = selectRows[Member](ctx, tx, nil, lockMemberPairQuery, ids[0], ids[1])
+		ms, err = selectRows[Member](ctx, txQuerier{tx}, nil, lockMemberPairQuery, ids[0], ids[1])
 	} else {
 		in, arg := oneOf(ids)
-		ms, err = selectRows[Member](ctx, tx, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in+` ORDER BY id FOR NO KEY UPDATE`, arg)
+		ms, err = selectRows[Member](ctx, txQuerier{tx}, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in+` ORDER BY id FOR NO KEY UPDATE`, arg)
 	}
 	if err != nil {
 		return nil, err

@@ -3,8 +3,10 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"fmt"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -31,11 +33,67 @@ func (n *Notification) fields(dst []any) []any {
 	return append(dst, &n.ID, &n.MemberID, &n.Kind, &n.InvitationID, &n.CreatedAt, &n.ReadAt)
 }
 
+// rows are a statement's result rows, as pgx.Rows and database/sql's (sqlRows) give them.
+type rows interface {
+	Next() bool
+	Scan(dst ...any) error
+	Err() error
+	Close()
+}
+
+// querier runs statements for selectRows and getRow: a pooled connection through
+// pgx's own interface (Store.read), or a transaction (txQuerier).
+type querier interface {
+	query(ctx context.Context, query string, args ...any) (rows, error)
+}
+
+// pgxQuerier runs statements through pgx's own interface: binary results scanned
+// straight into the row's fields, without database/sql's conversions through
+// driver.Value and the interface each of them is boxed in.
+type pgxQuerier struct{ conn *pgx.Conn }
+
+func (q pgxQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
+	return q.conn.Query(ctx, query, args...)
+}
+
+// txQuerier runs statements in a database/sql transaction.
+type txQuerier struct{ tx *sqlx.Tx }
+
+func (q txQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := q.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+// read runs fn on a pooled connection (waiting at most poolWait for one), with
+// pgx's own interface: the reads of every request (the viewer, lists, loaders) run
+// there.
+func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
+	conn, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("the pool's driver connection is a %T, not pgx's", dc)
+		}
+		return fn(pgxQuerier{c.Conn()})
+	})
+}
+
 // selectRows runs query and scans every row into a new T; the query selects T's
 // columns, in order, then extra columns, scanned into the destinations extra appends
 // for the row (nil: none).
-func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -56,14 +114,18 @@ func selectRows[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, ext
 	return out, rows.Err()
 }
 
-// getRow runs query and scans its one row into a new T; nil when there is none.
-func getRow[T any, P row[T]](ctx context.Context, q sqlx.QueryerContext, query string, args ...any) (*T, error) {
-	item := new(T)
-	err := q.QueryRowxContext(ctx, query, args...).Scan(P(item).fields(nil)...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+// getRow runs query and scans its first row into a new T; nil when there is none.
+func getRow[T any, P row[T]](ctx context.Context, q querier, query string, args ...any) (*T, error) {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	item := new(T)
+	if err := rows.Scan(P(item).fields(nil)...); err != nil {
 		return nil, err
 	}
 	return item, nil
