@@ -76,7 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, cfg, logger, stdout)
+		// The server's log lines are written in batches (logBuffer).
+		logs := newLogBuffer(stderr, logFlushInterval)
+		defer logs.Close()
+		return serve(ctx, cfg, newLogger(logs, cfg.LogLevel), stdout)
 	case "migrate":
 		return migrateCmd(ctx, cfg, logger, stdout)
 	case "token":
@@ -107,8 +110,16 @@ commands:
 Configuration is read from the environment; see README.md.
 `
 
+// logFlushInterval is how long the server's informational log lines may wait in its
+// logBuffer.
+const logFlushInterval = 100 * time.Millisecond
+
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(requestIDHandler{slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})})
+	var h slog.Handler = requestIDHandler{slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})}
+	if b, ok := w.(*logBuffer); ok {
+		h = b.handler(h)
+	}
+	return slog.New(h)
 }
 
 // config is everything the environment configures.
