@@ -159,10 +159,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("PORT: %w", err)
 	}
-	ln = coalescingListener{ln} // one write per response up to 8 kB (coalesce.go)
 	srv := &http.Server{
 		Handler:           a.handler(),
-		ConnState:         coalescingConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
