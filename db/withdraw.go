@@ -86,8 +86,7 @@ func (s *Store) withdraw(ctx context.Context, tx *sqlx.Tx, viewer int64, in With
 		}
 	}
 	in1, ids1 := oneOf(ids)
-	var rows []*Invitation
-	err := tx.SelectContext(ctx, &rows, `
+	rows, err := selectRows[Invitation](ctx, txQuerier{tx}, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id `+in1+` AND sender_id = $2
  ORDER BY id
@@ -105,11 +104,10 @@ SELECT `+invitationColumns+` FROM invitations
 		}
 	}
 	if len(withdrawable) > 0 {
-		var done []*Invitation
 		// One statement withdraws them and cancels their reminders (after the rows were
 		// locked above: the lock order of cancelReminders).
 		in1, ids1 := oneOf(withdrawable)
-		err = tx.SelectContext(ctx, &done, `
+		done, err := selectRows[Invitation](ctx, txQuerier{tx}, nil, `
 WITH done AS (
   UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
    WHERE id `+in1+`

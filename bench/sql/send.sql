@@ -4,7 +4,7 @@
 -- reminders' due times), kind, channel and payloads (the event, published after the
 -- commit, as an array literal).
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE handle = :handle;
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+begin isolation level read committed;
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE id IN (:lo, :hi) ORDER BY id FOR NO KEY UPDATE;
 SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT w.used, w.oldest,
@@ -37,5 +37,5 @@ notification AS (
   SELECT recipient_id, :kind::text, id, sent_at FROM inv
   ON CONFLICT (invitation_id, kind) DO NOTHING)
 SELECT * FROM inv;
-COMMIT;
+commit;
 SELECT set_config('synchronous_commit', 'off', true), pg_notify(:channel, e) FROM unnest(:payloads::text[]) AS e;

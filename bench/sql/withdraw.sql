@@ -1,6 +1,6 @@
 -- (e): withdrawSelected of 20 pending invitations of the viewer. -D sets now.
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE handle = :handle;
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
+begin isolation level read committed;
 SELECT id, handle, name, headline, plan, connection_count, created_at FROM members WHERE id = :viewer ORDER BY id FOR NO KEY UPDATE;
 SELECT id, sender_id, recipient_id, message, source, status, sent_at, responded_at, withdrawn_at FROM invitations
  WHERE id = ANY(:ids) AND sender_id = :viewer
@@ -14,4 +14,4 @@ cancelled AS (
   UPDATE reminders SET state = 'CANCELLED', done_at = :now
    WHERE invitation_id = ANY(:ids) AND state = 'PENDING')
 SELECT * FROM done;
-COMMIT;
+commit;
