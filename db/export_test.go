@@ -2,8 +2,10 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -14,4 +16,25 @@ func (s *Store) PublishInTxForTest(ctx context.Context, e Event, fail error) err
 		s.publishOnCommit(tx, e)
 		return fail
 	})
+}
+
+// ScanUTCForTest is what db.Open runs on each new connection.
+var ScanUTCForTest = scanUTC
+
+// ScanRowForTest runs query, which returns one row, on conn and scans the row into dst
+// as a request's reads do; binary reports whether it was scanned from the binary
+// values, without pgx's Scan.
+func ScanRowForTest(ctx context.Context, conn *pgx.Conn, query string, dst []any) (binary bool, err error) {
+	rows, err := conn.Query(ctx, query)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, fmt.Errorf("no row: %v", rows.Err())
+	}
+	if binaryScannable(rows.FieldDescriptions(), dst) && scanBinary(rows.RawValues(), dst) {
+		return true, nil
+	}
+	return false, rows.Scan(dst...)
 }

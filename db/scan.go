@@ -100,13 +100,14 @@ func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row 
 	defer rows.Close()
 	var out []*T
 	var dst []any // each row's destinations, in one slice for all rows
+	var scan binaryScan
 	for rows.Next() {
 		item := new(T)
 		dst = P(item).fields(dst[:0])
 		if extra != nil {
 			dst = extra(item, dst)
 		}
-		if err := rows.Scan(dst...); err != nil {
+		if err := scan.scan(rows, dst); err != nil {
 			return nil, err
 		}
 		out = append(out, item)
@@ -125,7 +126,8 @@ func getRow[T any, P row[T]](ctx context.Context, q querier, query string, args 
 		return nil, rows.Err()
 	}
 	item := new(T)
-	if err := rows.Scan(P(item).fields(nil)...); err != nil {
+	var scan binaryScan
+	if err := scan.scan(rows, P(item).fields(nil)); err != nil {
 		return nil, err
 	}
 	return item, nil
