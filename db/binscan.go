@@ -25,17 +25,18 @@ type binaryScan struct {
 	checked, ok bool
 }
 
-// scan scans the current row of r into dst (the same destination types for every row).
-func (b *binaryScan) scan(r rows, dst []any) error {
+// scan scans the current row of r into dst (the same destination types for every row);
+// binary reports whether it did so from the binary values, without pgx's Scan.
+func (b *binaryScan) scan(r rows, dst []any) (binary bool, err error) {
 	pr, isPgx := r.(pgx.Rows)
 	if !b.checked {
 		b.checked = true
 		b.ok = isPgx && binaryScannable(pr.FieldDescriptions(), dst)
 	}
 	if b.ok && scanBinary(pr.RawValues(), dst) {
-		return nil
+		return true, nil
 	}
-	return r.Scan(dst...)
+	return false, r.Scan(dst...)
 }
 
 // binaryScannable reports whether every column is of a type, and in a format, its
@@ -70,67 +71,55 @@ func binaryScannable(fds []pgconn.FieldDescription, dst []any) bool {
 func scanBinary(raw [][]byte, dst []any) bool {
 	for i, d := range dst {
 		v := raw[i]
+		var ok bool
 		switch d := d.(type) {
 		case *int64:
-			n, ok := binaryInt(v)
-			if !ok {
-				return false
-			}
-			*d = n
+			ok = decodeInto(d, v, binaryInt)
 		case **int64:
-			if v == nil {
-				*d = nil
-				continue
-			}
-			n, ok := binaryInt(v)
-			if !ok {
-				return false
-			}
-			*d = &n
+			ok = decodeNullable(d, v, binaryInt)
 		case *int:
-			n, ok := binaryInt(v)
-			if !ok || int64(int(n)) != n {
-				return false
-			}
-			*d = int(n)
+			ok = decodeInto(d, v, binaryIntAsInt)
 		case *string:
-			if v == nil {
-				return false
-			}
-			*d = textValue(v)
+			ok = decodeInto(d, v, binaryText)
 		case **string:
-			if v == nil {
-				*d = nil
-				continue
-			}
-			s := textValue(v)
-			*d = &s
+			ok = decodeNullable(d, v, binaryText)
 		case *time.Time:
-			t, ok := binaryTimestamptz(v)
-			if !ok {
-				return false
-			}
-			*d = t
+			ok = decodeInto(d, v, binaryTimestamptz)
 		case **time.Time:
-			if v == nil {
-				*d = nil
-				continue
-			}
-			t, ok := binaryTimestamptz(v)
-			if !ok {
-				return false
-			}
-			*d = &t
+			ok = decodeNullable(d, v, binaryTimestamptz)
 		case *bool:
-			if len(v) != 1 {
-				return false
-			}
-			*d = v[0] != 0
-		default:
+			ok = decodeInto(d, v, binaryBool)
+		}
+		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// decodeInto decodes v into *d; false for NULL or a value decode refuses.
+func decodeInto[T any](d *T, v []byte, decode func([]byte) (T, bool)) bool {
+	if v == nil {
+		return false
+	}
+	x, ok := decode(v)
+	if ok {
+		*d = x
+	}
+	return ok
+}
+
+// decodeNullable decodes v into a new *T in *d, or sets *d nil for NULL.
+func decodeNullable[T any](d **T, v []byte, decode func([]byte) (T, bool)) bool {
+	if v == nil {
+		*d = nil
+		return true
+	}
+	x, ok := decode(v)
+	if ok {
+		*d = &x
+	}
+	return ok
 }
 
 // binaryInt decodes a binary bigint or integer.
@@ -142,6 +131,17 @@ func binaryInt(v []byte) (int64, bool) {
 		return int64(int32(binary.BigEndian.Uint32(v))), true
 	}
 	return 0, false
+}
+
+// binaryIntAsInt decodes a binary bigint or integer that fits an int.
+func binaryIntAsInt(v []byte) (int, bool) {
+	n, ok := binaryInt(v)
+	return int(n), ok && int64(int(n)) == n
+}
+
+// binaryBool decodes a binary boolean.
+func binaryBool(v []byte) (bool, bool) {
+	return len(v) == 1 && v[0] != 0, len(v) == 1
 }
 
 // postgresEpoch is 2000-01-01 00:00:00 UTC in Unix seconds: a binary timestamptz counts
@@ -177,10 +177,11 @@ var sharedText = func() map[string]string {
 	return m
 }()
 
-// textValue is v as a string, shared when it is one of sharedText.
-func textValue(v []byte) string {
+// binaryText is v as a string (text's binary form is its text), shared when it is one
+// of sharedText.
+func binaryText(v []byte) (string, bool) {
 	if s, ok := sharedText[string(v)]; ok {
-		return s
+		return s, true
 	}
-	return string(v)
+	return string(v), true
 }

@@ -17,14 +17,7 @@ import (
 func TestBinaryScanMatchesPgx(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	if err := db.ScanUTCForTest(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
+	conn := pgxConn(t)
 	i64 := func() any { return new(int64) }
 	pi64 := func() any { return new(*int64) }
 	i := func() any { return new(int) }
@@ -90,6 +83,22 @@ func TestBinaryScanMatchesPgx(t *testing.T) {
 	}
 }
 
+// pgxConn is a pgx connection to a database of the test's own, reading timestamps as
+// db.Open's connections do.
+func pgxConn(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if err := db.ScanUTCForTest(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func pointee(p any) any {
 	v := reflect.ValueOf(p)
 	for v.Kind() == reflect.Pointer && !v.IsNil() {
@@ -102,11 +111,7 @@ func pointee(p any) any {
 func TestBinaryScanTakesWholeRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
+	conn := pgxConn(t)
 	var id int64
 	var note *string
 	var at time.Time

@@ -180,9 +180,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) er
 var errPoolWait = errors.New("no database connection free")
 
 // SetPoolWait bounds how long a transaction, and a request's reads (the viewer lookup
-// that starts every request, lists, loaders), wait for a free pooled connection: past it they fail with CodeServiceBusy
-// (retryable) instead of holding the request until the client gives up. Zero (the
-// default) waits as long as the request's context allows. Call it before use.
+// that starts every request, lists, loaders), wait for a free pooled connection: past
+// it they fail with CodeServiceBusy (retryable) instead of holding the request until
+// the client gives up. Zero (the default) waits as long as the request's context
+// allows. Call it before use.
 func (s *Store) SetPoolWait(d time.Duration) { s.poolWait = d }
 
 // conn takes a connection from the pool, waiting at most poolWait; the caller closes it.

@@ -86,25 +86,13 @@ func (e *Events) Run(ctx context.Context) error {
 	}
 	backoff, connected := eventsMinReconnect, false
 	for {
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{EventsChannel}.Sanitize())
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) {
-				conn.Close(context.Background())
-				return err
-			}
-		}
-		if ctx.Err() != nil {
-			if conn != nil {
-				conn.Close(context.Background())
-			}
+		conn, refused, err := listen(ctx, cfg)
+		switch {
+		case err != nil && ctx.Err() != nil:
 			return nil
-		}
-		if err != nil {
-			if conn != nil {
-				conn.Close(context.Background())
-			}
+		case refused:
+			return err
+		case err != nil:
 			e.log.Warn("events: listener cannot connect; retrying", "err", err, "in", backoff)
 			select {
 			case <-ctx.Done():
@@ -131,6 +119,21 @@ func (e *Events) Run(ctx context.Context) error {
 		}
 		e.log.Warn("events: listener disconnected; events are lost until it reconnects", "err", err)
 	}
+}
+
+// listen connects and listens on EventsChannel; refused reports PostgreSQL refusing
+// the LISTEN itself (as opposed to the connection failing).
+func listen(ctx context.Context, cfg *pgx.ConnConfig) (conn *pgx.Conn, refused bool, err error) {
+	conn, err = pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{EventsChannel}.Sanitize()); err != nil {
+		conn.Close(context.Background())
+		var pgErr *pgconn.PgError
+		return nil, errors.As(err, &pgErr), err
+	}
+	return conn, false, nil
 }
 
 // receive delivers the notifications conn receives until ctx ends or the connection

@@ -33,8 +33,6 @@ func ScanRowForTest(ctx context.Context, conn *pgx.Conn, query string, dst []any
 	if !rows.Next() {
 		return false, fmt.Errorf("no row: %v", rows.Err())
 	}
-	if binaryScannable(rows.FieldDescriptions(), dst) && scanBinary(rows.RawValues(), dst) {
-		return true, nil
-	}
-	return false, rows.Scan(dst...)
+	var scan binaryScan
+	return scan.scan(rows, dst)
 }

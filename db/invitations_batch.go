@@ -16,13 +16,9 @@ import (
 func (s *Store) InvitationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Invitation, error) {
 	now := s.Now()
 	in1, ids1 := oneOf(ids)
-	var rows []*Invitation
-	err := s.read(ctx, func(q querier) (err error) {
-		rows, err = selectRows[Invitation](ctx, q, nil, `
+	rows, err := readRows[Invitation](ctx, s, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
-		return err
-	})
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -38,13 +34,9 @@ SELECT `+invitationColumns+` FROM invitations
 // NotificationsByID returns viewer's notifications with these ids, keyed by id, in one
 // statement; the ones Notification would not return are absent.
 func (s *Store) NotificationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Notification, error) {
-	var rows []*Notification
-	err := s.read(ctx, func(q querier) (err error) {
-		rows, err = selectRows[Notification](ctx, q, nil, sqlx.Rebind(sqlx.DOLLAR,
-			`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
-			ids, viewer, s.Now().Add(-s.limits.TTL))
-		return err
-	})
+	rows, err := readRows[Notification](ctx, s, nil, sqlx.Rebind(sqlx.DOLLAR,
+		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
+		ids, viewer, s.Now().Add(-s.limits.TTL))
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -311,11 +311,7 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 			return append(dst, &n0)
 		}
 	}
-	var rows []*T
-	err = s.read(ctx, func(q querier) (err error) {
-		rows, err = selectRows[T, P](ctx, q, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
-		return err
-	})
+	rows, err := readRows[T, P](ctx, s, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -27,11 +27,7 @@ func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, err
 // member are left out.
 func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
 	in1, ids1 := oneOf(ids)
-	var ms []*Member
-	err := s.read(ctx, func(q querier) (err error) {
-		ms, err = selectRows[Member](ctx, q, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
-		return err
-	})
+	ms, err := readRows[Member](ctx, s, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
 	return ms, translate(err)
 }
 

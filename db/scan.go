@@ -107,12 +107,22 @@ func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row 
 		if extra != nil {
 			dst = extra(item, dst)
 		}
-		if err := scan.scan(rows, dst); err != nil {
+		if _, err := scan.scan(rows, dst); err != nil {
 			return nil, err
 		}
 		out = append(out, item)
 	}
 	return out, rows.Err()
+}
+
+// readRows is selectRows on a pooled connection (Store.read).
+func readRows[T any, P row[T]](ctx context.Context, s *Store, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
+	var out []*T
+	err := s.read(ctx, func(q querier) (err error) {
+		out, err = selectRows[T, P](ctx, q, extra, query, args...)
+		return err
+	})
+	return out, err
 }
 
 // getRow runs query and scans its first row into a new T; nil when there is none.
@@ -127,7 +137,7 @@ func getRow[T any, P row[T]](ctx context.Context, q querier, query string, args 
 	}
 	item := new(T)
 	var scan binaryScan
-	if err := scan.scan(rows, P(item).fields(nil)); err != nil {
+	if _, err := scan.scan(rows, P(item).fields(nil)); err != nil {
 		return nil, err
 	}
 	return item, nil
