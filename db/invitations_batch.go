@@ -2,8 +2,6 @@ package db
 
 import (
 	"context"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Batch lookups by id, for the GraphQL layer's per-request loaders: nodes(ids:) with
@@ -34,7 +32,7 @@ SELECT `+invitationColumns+` FROM invitations
 // NotificationsByID returns viewer's notifications with these ids, keyed by id, in one
 // statement; the ones Notification would not return are absent.
 func (s *Store) NotificationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Notification, error) {
-	rows, err := readRows[Notification](ctx, s, nil, sqlx.Rebind(sqlx.DOLLAR,
+	rows, err := readRows[Notification](ctx, s, nil, rebound(
 		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
 		ids, viewer, s.Now().Add(-s.limits.TTL))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -57,11 +58,18 @@ type Connection struct {
 	// Members are the senders and recipients the Page asked for (each once per
 	// invitation that names it, in no particular order).
 	Members         []*Member
-	Cursors         []string
 	HasNextPage     bool
 	HasPreviousPage bool
 	count           func(context.Context) (int, error)
 }
+
+// Cursor is the opaque cursor of the page's i-th invitation.
+func (c *Connection) Cursor(i int) string { return InvitationCursor(c.Invitations[i]) }
+
+// InvitationCursor is the opaque cursor of an invitation's position in a list (lists
+// of invitations are ordered by sent_at, then id). Cursors are made when a client asks
+// for them, not for every row of every page.
+func InvitationCursor(inv *Invitation) string { return encodeCursor(inv.SentAt, inv.ID) }
 
 // TotalCount counts the whole list (one more statement, run only when asked for).
 func (c *Connection) TotalCount(ctx context.Context) (int, error) { return c.count(ctx) }
@@ -216,16 +224,17 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 		joins++
 	}
 	if joins > 0 {
+		var ms slab[Member]
 		k.joined = func(_ *Invitation, dst []any) []any {
 			for range joins {
-				m := new(Member)
+				m := ms.next()
 				members = append(members, m)
 				dst = m.fields(dst)
 			}
 			return dst
 		}
 	}
-	pg, err := keysetPage[Invitation](ctx, s, k, q, o, p, func(inv *Invitation) (time.Time, int64) { return inv.SentAt, inv.ID })
+	pg, err := keysetPage[Invitation](ctx, s, k, q, o, p)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +243,7 @@ func (s *Store) list(ctx context.Context, q *listQuery, viewer int64, o Order, p
 	for _, inv := range pg.rows {
 		s.limits.view(inv, viewer, now)
 	}
-	return &Connection{Invitations: pg.rows, Members: members, Cursors: pg.cursors, HasNextPage: pg.hasNext, HasPreviousPage: pg.hasPrev, count: pg.count}, nil
+	return &Connection{Invitations: pg.rows, Members: members, HasNextPage: pg.hasNext, HasPreviousPage: pg.hasPrev, count: pg.count}, nil
 }
 
 // keyset names what a list is paginated over: rows of table ordered by (key, id).
@@ -251,15 +260,14 @@ type keyset[T any] struct {
 // page is one page of a keyset list.
 type page[T any] struct {
 	rows             []*T
-	cursors          []string
 	hasNext, hasPrev bool
 	count            func(context.Context) (int, error)
 }
 
 // keysetPage runs a keyset-paginated query over k's rows matching q, in o's order,
-// cut by p. pos gives a row's (key, id) position for its cursor. Errors:
+// cut by p. Errors:
 // CodeBadUserInput for bad page arguments or cursors.
-func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *listQuery, o Order, p Page, pos func(*T) (time.Time, int64)) (*page[T], error) {
+func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *listQuery, o Order, p Page) (*page[T], error) {
 	n, backward, err := pageSize(p)
 	if err != nil {
 		return nil, err
@@ -299,8 +307,8 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 		cols = k.cols + `, (` + countQuery + `) AS total`
 		args = append(slices.Clone(baseArgs), q.args...)
 	}
-	query := fmt.Sprintf(`SELECT %s FROM %s%s WHERE %s ORDER BY %s %s, %s.id %s LIMIT %d`,
-		cols, k.table, k.join, q.sql(), k.key, dir, alias, dir, n+1)
+	query := `SELECT ` + cols + ` FROM ` + k.table + k.join + ` WHERE ` + q.sql() +
+		` ORDER BY ` + k.key + ` ` + dir + `, ` + alias + `.id ` + dir + ` LIMIT ` + strconv.Itoa(n+1)
 	var n0 int
 	extra := k.joined
 	if p.Count {
@@ -311,7 +319,7 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 			return append(dst, &n0)
 		}
 	}
-	rows, err := readRows[T, P](ctx, s, extra, sqlx.Rebind(sqlx.DOLLAR, query), args...)
+	rows, err := readRows[T, P](ctx, s, extra, rebound(query), args...)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -326,10 +334,7 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 	if backward {
 		slices.Reverse(rows)
 	}
-	pg := &page[T]{rows: rows, cursors: make([]string, len(rows))}
-	for i, r := range rows {
-		pg.cursors[i] = encodeCursor(pos(r))
-	}
+	pg := &page[T]{rows: rows}
 	// Beyond the page's own edge, a neighbour exists if some row lies at or past the
 	// cursor the client came from.
 	exists := func(cur *cursor, cmp string) (bool, error) {
@@ -338,7 +343,7 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 		}
 		var ok bool
 		query := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE %s AND %s %s= (?, ?))`, k.table, base, position, cmp)
-		err := s.db.GetContext(ctx, &ok, sqlx.Rebind(sqlx.DOLLAR, query), append(slices.Clone(baseArgs), cur.at, cur.id)...)
+		err := s.db.GetContext(ctx, &ok, rebound(query), append(slices.Clone(baseArgs), cur.at, cur.id)...)
 		return ok, translate(err)
 	}
 	if backward {
@@ -363,10 +368,43 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 			return *total, nil
 		}
 		var n int
-		err := s.db.GetContext(ctx, &n, sqlx.Rebind(sqlx.DOLLAR, countQuery), baseArgs...)
+		err := s.db.GetContext(ctx, &n, rebound(countQuery), baseArgs...)
 		return n, translate(err)
 	}
 	return pg, nil
+}
+
+// reboundCache maps lists' statements, written with ? placeholders, to PostgreSQL's
+// $n form. A list's statement is assembled from its filter's conditions for every
+// request, but the shapes are few (which filters and cursors are given, the order, the
+// page size), and rewriting the placeholders scanned and copied the whole statement each
+// time. The cache stops growing at reboundCacheSize shapes; beyond them, statements are
+// rewritten each time.
+var reboundCache struct {
+	sync.RWMutex
+	m map[string]string
+}
+
+const reboundCacheSize = 4096
+
+// rebound is query with its ? placeholders numbered $1, $2, … in order.
+func rebound(query string) string {
+	reboundCache.RLock()
+	q, ok := reboundCache.m[query]
+	reboundCache.RUnlock()
+	if ok {
+		return q
+	}
+	q = sqlx.Rebind(sqlx.DOLLAR, query)
+	reboundCache.Lock()
+	if reboundCache.m == nil {
+		reboundCache.m = map[string]string{}
+	}
+	if len(reboundCache.m) < reboundCacheSize {
+		reboundCache.m[query] = q
+	}
+	reboundCache.Unlock()
+	return q
 }
 
 // pageSize validates the page arguments and returns the page size and direction.

@@ -98,7 +98,6 @@ const visibleNotification = `(n.kind = 'INVITATION_ACCEPTED' OR EXISTS (
 // NotificationPage is one page of notifications.
 type NotificationPage struct {
 	Notifications   []*Notification
-	Cursors         []string
 	HasNextPage     bool
 	HasPreviousPage bool
 	count           func(context.Context) (int, error)
@@ -106,13 +105,20 @@ type NotificationPage struct {
 	store           *Store
 }
 
+// Cursor is the opaque cursor of the page's i-th notification.
+func (p *NotificationPage) Cursor(i int) string { return NotificationCursor(p.Notifications[i]) }
+
+// NotificationCursor is the opaque cursor of a notification's position in its list
+// (ordered by created_at, then id).
+func NotificationCursor(n *Notification) string { return encodeCursor(n.CreatedAt, n.ID) }
+
 // TotalCount counts the whole list.
 func (p *NotificationPage) TotalCount(ctx context.Context) (int, error) { return p.count(ctx) }
 
 // UnreadCount counts the member's unread notifications.
 func (p *NotificationPage) UnreadCount(ctx context.Context) (int, error) {
 	var n int
-	err := p.store.db.GetContext(ctx, &n, sqlx.Rebind(sqlx.DOLLAR,
+	err := p.store.db.GetContext(ctx, &n, rebound(
 		`SELECT count(*) FROM notifications n WHERE n.member_id = ? AND n.read_at IS NULL AND `+visibleNotification),
 		p.member, p.store.Now().Add(-p.store.limits.TTL))
 	return n, translate(err)
@@ -128,18 +134,18 @@ func (s *Store) Notifications(ctx context.Context, viewer int64, unreadOnly bool
 		q.add("n.read_at IS NULL")
 	}
 	pg, err := keysetPage[Notification](ctx, s, keyset[Notification]{table: "notifications n", key: "n.created_at", cols: prefixed("n", notificationColumns)},
-		q, Order{Desc: true}, p, func(n *Notification) (time.Time, int64) { return n.CreatedAt, n.ID })
+		q, Order{Desc: true}, p)
 	if err != nil {
 		return nil, err
 	}
-	return &NotificationPage{Notifications: pg.rows, Cursors: pg.cursors, HasNextPage: pg.hasNext,
+	return &NotificationPage{Notifications: pg.rows, HasNextPage: pg.hasNext,
 		HasPreviousPage: pg.hasPrev, count: pg.count, member: viewer, store: s}, nil
 }
 
 // Notification returns viewer's notification with this id, or nil.
 func (s *Store) Notification(ctx context.Context, viewer, id int64) (*Notification, error) {
 	var n Notification
-	err := s.db.GetContext(ctx, &n, sqlx.Rebind(sqlx.DOLLAR,
+	err := s.db.GetContext(ctx, &n, rebound(
 		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ? AND n.member_id = ? AND `+visibleNotification),
 		id, viewer, s.Now().Add(-s.limits.TTL))
 	if errors.Is(err, sql.ErrNoRows) {

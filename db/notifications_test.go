@@ -118,7 +118,7 @@ func TestNotificationsPagination(t *testing.T) {
 		if !pg.HasNextPage {
 			break
 		}
-		after = &pg.Cursors[len(pg.Cursors)-1]
+		after = ptr(pg.Cursor(len(pg.Notifications) - 1))
 	}
 	if seen != 12 {
 		t.Fatalf("saw %d of 12", seen)

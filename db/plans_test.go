@@ -347,7 +347,7 @@ func TestPlansOfHotStatements(t *testing.T) {
 		{"pending page 2, heavy sender", func() {
 			c, err := store.PendingInvitations(ctx, heavy, db.PendingFilter{}, newest, page)
 			must(err)
-			after := c.Cursors[len(c.Cursors)-1]
+			after := c.Cursor(len(c.Invitations) - 1)
 			_, err = store.PendingInvitations(ctx, heavy, db.PendingFilter{}, newest, db.Page{First: &first, After: &after})
 			must(err)
 		}, map[string][]string{

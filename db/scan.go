@@ -101,8 +101,9 @@ func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row 
 	var out []*T
 	var dst []any // each row's destinations, in one slice for all rows
 	var scan binaryScan
+	var items slab[T]
 	for rows.Next() {
-		item := new(T)
+		item := items.next()
 		dst = P(item).fields(dst[:0])
 		if extra != nil {
 			dst = extra(item, dst)
@@ -113,6 +114,19 @@ func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row 
 		out = append(out, item)
 	}
 	return out, rows.Err()
+}
+
+// slab hands out new Ts allocated a few at a time, in chunks of growing size, instead
+// of one allocation each (a page of 20 rows: three instead of 21). Its zero value is
+// ready; a T it handed out stays valid, as chunks are never reused or moved.
+type slab[T any] struct{ chunk []T }
+
+func (s *slab[T]) next() *T {
+	if len(s.chunk) == cap(s.chunk) {
+		s.chunk = make([]T, 0, min(max(2*cap(s.chunk), 4), 64))
+	}
+	s.chunk = s.chunk[:len(s.chunk)+1]
+	return &s.chunk[len(s.chunk)-1]
 }
 
 // readRows is selectRows on a pooled connection (Store.read).

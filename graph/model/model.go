@@ -62,7 +62,7 @@ type InvitationConnection struct {
 func NewInvitationConnection(c *db.Connection) *InvitationConnection {
 	edges, backing := make([]*InvitationEdge, len(c.Invitations)), make([]InvitationEdge, len(c.Invitations))
 	for i, inv := range c.Invitations {
-		backing[i] = InvitationEdge{Cursor: c.Cursors[i], Node: inv}
+		backing[i] = InvitationEdge{Node: inv}
 		edges[i] = &backing[i]
 	}
 	return &InvitationConnection{Page: c, Edges: edges}
@@ -73,15 +73,15 @@ func (c *InvitationConnection) Nodes() []*db.Invitation { return c.Page.Invitati
 
 // PageInfo describes the page's position.
 func (c *InvitationConnection) PageInfo() *PageInfo {
-	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, c.Page.Cursors)
+	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, len(c.Page.Invitations), c.Page.Cursor)
 }
 
-// pageInfo is the Relay page information of a page with these cursors.
-func pageInfo(hasNext, hasPrevious bool, cursors []string) *PageInfo {
+// pageInfo is the Relay page information of a page of n items with these cursors.
+func pageInfo(hasNext, hasPrevious bool, n int, cursor func(i int) string) *PageInfo {
 	pi := &PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrevious}
-	if n := len(cursors); n > 0 {
-		pi.StartCursor = &cursors[0]
-		pi.EndCursor = &cursors[n-1]
+	if n > 0 {
+		start, end := cursor(0), cursor(n-1)
+		pi.StartCursor, pi.EndCursor = &start, &end
 	}
 	return pi
 }
@@ -91,11 +91,13 @@ func (c *InvitationConnection) TotalCount(ctx context.Context) (int, error) {
 	return c.Page.TotalCount(ctx)
 }
 
-// InvitationEdge is an invitation with its cursor.
+// InvitationEdge is an invitation in a list.
 type InvitationEdge struct {
-	Cursor string
-	Node   *db.Invitation
+	Node *db.Invitation
 }
+
+// Cursor is the edge's opaque cursor, made only when a client asks for it.
+func (e *InvitationEdge) Cursor() string { return db.InvitationCursor(e.Node) }
 
 // WithdrawResult is the outcome for one selected id.
 type WithdrawResult struct {
@@ -121,7 +123,7 @@ type NotificationConnection struct {
 func NewNotificationConnection(p *db.NotificationPage) *NotificationConnection {
 	edges, backing := make([]*NotificationEdge, len(p.Notifications)), make([]NotificationEdge, len(p.Notifications))
 	for i, n := range p.Notifications {
-		backing[i] = NotificationEdge{Cursor: p.Cursors[i], Node: n}
+		backing[i] = NotificationEdge{Node: n}
 		edges[i] = &backing[i]
 	}
 	return &NotificationConnection{Page: p, Edges: edges}
@@ -132,7 +134,7 @@ func (c *NotificationConnection) Nodes() []*db.Notification { return c.Page.Noti
 
 // PageInfo describes the page's position.
 func (c *NotificationConnection) PageInfo() *PageInfo {
-	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, c.Page.Cursors)
+	return pageInfo(c.Page.HasNextPage, c.Page.HasPreviousPage, len(c.Page.Notifications), c.Page.Cursor)
 }
 
 // TotalCount counts the whole list.
@@ -145,8 +147,10 @@ func (c *NotificationConnection) UnreadCount(ctx context.Context) (int, error) {
 	return c.Page.UnreadCount(ctx)
 }
 
-// NotificationEdge is a notification with its cursor.
+// NotificationEdge is a notification in a list.
 type NotificationEdge struct {
-	Cursor string
-	Node   *db.Notification
+	Node *db.Notification
 }
+
+// Cursor is the edge's opaque cursor, made only when a client asks for it.
+func (e *NotificationEdge) Cursor() string { return db.NotificationCursor(e.Node) }
