@@ -187,13 +187,21 @@ func newBatchLoader[K comparable, V any](fetch func(context.Context, []K, bool) 
 
 // Load returns the value of key; errNotFound when there is none.
 func (l *batchLoader[K, V]) Load(ctx context.Context, key K) (V, error) {
-	return l.LoadThunk(ctx, key)()
+	return l.join(ctx, key).value(key)
 }
 
 // LoadThunk adds key to the open batch, unless it was asked for before, and returns
 // a function that waits for its value.
 func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, error) {
+	b := l.join(ctx, key)
+	return func() (V, error) { return b.value(key) }
+}
+
+// join adds key to the open batch, unless it was asked for before, and returns the
+// batch that fetches or fetched it.
+func (l *batchLoader[K, V]) join(ctx context.Context, key K) *loadBatch[K, V] {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	b, ok := l.batches[key]
 	// The hint matters only to the open batch: a key preloaded, or in a batch already
 	// fetched, skips it (each of a page's recipients would otherwise look through the
@@ -213,19 +221,21 @@ func (l *batchLoader[K, V]) LoadThunk(ctx context.Context, key K) func() (V, err
 	if hinted && b == l.open {
 		b.hinted = true
 	}
-	l.mu.Unlock()
-	return func() (V, error) {
-		<-b.ready
-		var zero V
-		if b.err != nil {
-			return zero, b.err
-		}
-		v, ok := b.vals[key]
-		if !ok {
-			return zero, errNotFound
-		}
-		return v, nil
+	return b
+}
+
+// value waits for the batch and returns key's value; errNotFound when there is none.
+func (b *loadBatch[K, V]) value(key K) (V, error) {
+	<-b.ready
+	var zero V
+	if b.err != nil {
+		return zero, b.err
 	}
+	v, ok := b.vals[key]
+	if !ok {
+		return zero, errNotFound
+	}
+	return v, nil
 }
 
 // preload fetches, at once and in one batch, the keys not asked for yet: for a caller
