@@ -7671,6 +7671,7 @@ var invitationImplementors = []string{"Invitation", "Node"}
 
 func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSet, obj *db.Invitation) graphql.Marshaler {
 	fields := collectFields(&ec.collected[2], ec.OperationContext, sel, invitationImplementors)
+	lone := loneDelayed(fields, "sender", "recipient", "status", "source")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -7686,6 +7687,13 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sender":
+			if i == lone {
+				out.Values[i] = ec._Invitation_sender(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -7728,6 +7736,13 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "recipient":
+			if i == lone {
+				out.Values[i] = ec._Invitation_recipient(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -7775,6 +7790,13 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
+			if i == lone {
+				out.Values[i] = ec._Invitation_status(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -7817,6 +7839,13 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "source":
+			if i == lone {
+				out.Values[i] = ec._Invitation_source(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -7909,6 +7938,7 @@ var invitationConnectionImplementors = []string{"InvitationConnection"}
 
 func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.InvitationConnection) graphql.Marshaler {
 	fields := collectFields(&ec.collected[3], ec.OperationContext, sel, invitationConnectionImplementors)
+	lone := loneDelayed(fields, "totalCount")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -7934,6 +7964,13 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
+			if i == lone {
+				out.Values[i] = ec._InvitationConnection_totalCount(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8116,6 +8153,7 @@ var invitationQuotaImplementors = []string{"InvitationQuota"}
 
 func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.SelectionSet, obj *db.Quota) graphql.Marshaler {
 	fields := collectFields(&ec.collected[6], ec.OperationContext, sel, invitationQuotaImplementors)
+	lone := loneDelayed(fields, "plan")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -8126,6 +8164,13 @@ func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.Select
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("InvitationQuota")
 		case "plan":
+			if i == lone {
+				out.Values[i] = ec._InvitationQuota_plan(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8238,6 +8283,7 @@ var invitationSourceStatsImplementors = []string{"InvitationSourceStats", "Invit
 
 func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.SelectionSet, obj *db.SourceStats) graphql.Marshaler {
 	fields := collectFields(&ec.collected[7], ec.OperationContext, sel, invitationSourceStatsImplementors)
+	lone := loneDelayed(fields, "source")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -8248,6 +8294,13 @@ func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("InvitationSourceStats")
 		case "source":
+			if i == lone {
+				out.Values[i] = ec._InvitationSourceStats_source(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8550,6 +8603,7 @@ var memberImplementors = []string{"Member", "Node"}
 
 func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, obj *db.Member) graphql.Marshaler {
 	fields := collectFields(&ec.collected[11], ec.OperationContext, sel, memberImplementors)
+	lone := loneDelayed(fields, "connectionStatus")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -8585,6 +8639,13 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "connectionStatus":
+			if i == lone {
+				out.Values[i] = ec._Member_connectionStatus(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8751,6 +8812,7 @@ var notificationImplementors = []string{"Notification", "Node"}
 
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *db.Notification) graphql.Marshaler {
 	fields := collectFields(&ec.collected[13], ec.OperationContext, sel, notificationImplementors)
+	lone := loneDelayed(fields, "kind", "invitation")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -8766,6 +8828,13 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
+			if i == lone {
+				out.Values[i] = ec._Notification_kind(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8808,6 +8877,10 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "invitation":
+			if i == lone {
+				out.Values[i] = ec._Notification_invitation(ctx, field, obj)
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8885,6 +8958,7 @@ var notificationConnectionImplementors = []string{"NotificationConnection"}
 
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.NotificationConnection) graphql.Marshaler {
 	fields := collectFields(&ec.collected[14], ec.OperationContext, sel, notificationConnectionImplementors)
+	lone := loneDelayed(fields, "totalCount", "unreadCount")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -8910,6 +8984,13 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "totalCount":
+			if i == lone {
+				out.Values[i] = ec._NotificationConnection_totalCount(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -8952,6 +9033,13 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "unreadCount":
+			if i == lone {
+				out.Values[i] = ec._NotificationConnection_unreadCount(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -9468,6 +9556,7 @@ var sendInvitationPayloadImplementors = []string{"SendInvitationPayload"}
 
 func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SendInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[19], ec.OperationContext, sel, sendInvitationPayloadImplementors)
+	lone := loneDelayed(fields, "quota")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -9488,6 +9577,13 @@ func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "quota":
+			if i == lone {
+				out.Values[i] = ec._SendInvitationPayload_quota(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -9642,6 +9738,7 @@ var withdrawInvitationPayloadImplementors = []string{"WithdrawInvitationPayload"
 
 func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawInvitationPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[22], ec.OperationContext, sel, withdrawInvitationPayloadImplementors)
+	lone := loneDelayed(fields, "quota")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -9657,6 +9754,13 @@ func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "quota":
+			if i == lone {
+				out.Values[i] = ec._WithdrawInvitationPayload_quota(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
@@ -9784,6 +9888,7 @@ var withdrawSelectedPayloadImplementors = []string{"WithdrawSelectedPayload"}
 
 func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WithdrawSelectedPayload) graphql.Marshaler {
 	fields := collectFields(&ec.collected[24], ec.OperationContext, sel, withdrawSelectedPayloadImplementors)
+	lone := loneDelayed(fields, "quota")
 
 	objOut := newObject(fields)
 	out := &objOut.set
@@ -9804,6 +9909,13 @@ func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel as
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "quota":
+			if i == lone {
+				out.Values[i] = ec._WithdrawSelectedPayload_quota(ctx, field, obj)
+				if out.Values[i] == graphql.Null {
+					atomic.AddUint32(&out.Invalids, 1)
+				}
+				continue
+			}
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"io"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -90,4 +91,22 @@ func newObject(fields []graphql.CollectedField) *object {
 	}
 	o.fields = fields
 	return o
+}
+
+// loneDelayed returns the index in fields of the only field not deferred whose name is
+// one of names (the fields an object marshaller resolves concurrently), or -1 when
+// there is none or more than one (see internal/marshallers).
+func loneDelayed(fields []graphql.CollectedField, names ...string) int {
+	lone := -1
+	for i := range fields {
+		f := &fields[i]
+		if len(f.Deferrables) > 0 || !slices.Contains(names, f.Name) {
+			continue
+		}
+		if lone >= 0 {
+			return -1
+		}
+		lone = i
+	}
+	return lone
 }

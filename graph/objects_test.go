@@ -100,3 +100,29 @@ func TestNewObject(t *testing.T) {
 		}
 	}
 }
+
+func TestLoneDelayed(t *testing.T) {
+	field := func(name string, deferred bool) graphql.CollectedField {
+		f := graphql.CollectedField{Field: &ast.Field{Name: name, Alias: name}}
+		if deferred {
+			f.Deferrables = []*graphql.Deferrable{{Label: "later"}}
+		}
+		return f
+	}
+	delayed := []string{"sender", "recipient"}
+	for name, tc := range map[string]struct {
+		fields []graphql.CollectedField
+		want   int
+	}{
+		"none selected":         {[]graphql.CollectedField{field("id", false), field("message", false)}, -1},
+		"one":                   {[]graphql.CollectedField{field("id", false), field("recipient", false)}, 1},
+		"two":                   {[]graphql.CollectedField{field("sender", false), field("id", false), field("recipient", false)}, -1},
+		"one twice (aliases)":   {[]graphql.CollectedField{field("recipient", false), field("recipient", false)}, -1},
+		"the other deferred":    {[]graphql.CollectedField{field("sender", true), field("recipient", false)}, 1},
+		"the only one deferred": {[]graphql.CollectedField{field("id", false), field("sender", true)}, -1},
+	} {
+		if got := loneDelayed(tc.fields, delayed...); got != tc.want {
+			t.Errorf("%s: %d, want %d", name, got, tc.want)
+		}
+	}
+}

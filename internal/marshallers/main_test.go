@@ -23,7 +23,16 @@ const object = `func (ec *executionContext) _Member(ctx context.Context, sel ast
 			field := field
 
 			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
-				return ec._Member_connectionStatus(ctx, field, obj)
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Member_connectionStatus(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
 			}
 
 			if field.IsDeferred() {
@@ -111,6 +120,21 @@ func TestRewrite(t *testing.T) {
 			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
 		}
 	}
+	// The resolver field runs in line when it is the only one selected.
+	for want, n := range map[string]int{
+		"\tfields := collectFields(&ec.collected[0], ec.OperationContext, sel, memberImplementors)\n" +
+			"\tlone := loneDelayed(fields, \"connectionStatus\")\n": 1,
+		"\t\tcase \"connectionStatus\":\n\t\t\tif i == lone {\n" +
+			"\t\t\t\tout.Values[i] = ec._Member_connectionStatus(ctx, field, obj)\n" +
+			"\t\t\t\tif out.Values[i] == graphql.Null {\n\t\t\t\t\tatomic.AddUint32(&out.Invalids, 1)\n\t\t\t\t}\n" +
+			"\t\t\t\tcontinue\n\t\t\t}\n\t\t\tfield := field\n": 1,
+		"\t\t\t\tout.Values[i] = ec._Invitation_connectionStatus(ctx, field, obj)\n":                              1,
+		"\t\t\tout.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })\n": 2,
+	} {
+		if got := strings.Count(out, want); got != n {
+			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
+		}
+	}
 	// A second run leaves the file as it is.
 	if err := rewrite(path); err != nil {
 		t.Fatalf("second run: %v", err)
@@ -130,6 +154,8 @@ func TestRewriteRefusesUnknownForms(t *testing.T) {
 		"deferred branch in another form":    execContext + strings.Replace(object, "deferredFieldSet.AddField(field)", "deferredFieldSet.AddField(field, 1)", 1),
 		"field set returned in another form": execContext + strings.Replace(object, "\treturn out\n", "\treturn graphql.Marshaler(out)\n", 1),
 		"field set made in another form":     execContext + strings.Replace(object, "out := graphql.NewFieldSet(fields)", "out := graphql.NewFieldSet(fields[:])", 1),
+		"delayed field in another form":      execContext + strings.Replace(object, "res = ec._Member_connectionStatus(ctx, field, obj)", "res = ec._Member_connectionStatus(ctx, field, obj, 1)", 1),
+		"delayed hand-over in another form":  execContext + strings.Replace(object, "{ return innerFunc(ctx, out) })", "{ return innerFunc(ctx, out) }, 1)", 1),
 	} {
 		if err := rewrite(write(t, src)); err == nil {
 			t.Errorf("%s: accepted", name)
