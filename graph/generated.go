@@ -3094,11 +3094,11 @@ func (ec *executionContext) fieldContext_AcceptInvitationPayload_invitation(_ co
 }
 
 func (ec *executionContext) _AcceptInvitationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.AcceptInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_AcceptInvitationPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_AcceptInvitationPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3168,11 +3168,11 @@ func (ec *executionContext) fieldContext_IgnoreInvitationPayload_invitation(_ co
 }
 
 func (ec *executionContext) _IgnoreInvitationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.IgnoreInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_IgnoreInvitationPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_IgnoreInvitationPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3217,11 +3217,11 @@ func (ec *executionContext) fieldContext_Invitation_id(_ context.Context, field 
 }
 
 func (ec *executionContext) _Invitation_sender(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Invitation_sender(ctx, field)
+	field0, err := ec.fieldContext_Invitation_sender(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3256,11 +3256,11 @@ func (ec *executionContext) fieldContext_Invitation_sender(_ context.Context, fi
 }
 
 func (ec *executionContext) _Invitation_recipient(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Invitation_recipient(ctx, field)
+	field0, err := ec.fieldContext_Invitation_recipient(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3302,11 +3302,11 @@ func (ec *executionContext) fieldContext_Invitation_message(_ context.Context, f
 }
 
 func (ec *executionContext) _Invitation_status(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Invitation_status(ctx, field)
+	field0, err := ec.fieldContext_Invitation_status(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3332,11 +3332,11 @@ func (ec *executionContext) fieldContext_Invitation_status(_ context.Context, fi
 }
 
 func (ec *executionContext) _Invitation_source(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Invitation_source(ctx, field)
+	field0, err := ec.fieldContext_Invitation_source(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3397,11 +3397,11 @@ func (ec *executionContext) fieldContext_Invitation_withdrawnAt(_ context.Contex
 }
 
 func (ec *executionContext) _InvitationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.InvitationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationConnection_edges(ctx, field)
+	field0, err := ec.fieldContext_InvitationConnection_edges(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3432,11 +3432,11 @@ func (ec *executionContext) fieldContext_InvitationConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _InvitationConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.InvitationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationConnection_nodes(ctx, field)
+	field0, err := ec.fieldContext_InvitationConnection_nodes(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3467,11 +3467,11 @@ func (ec *executionContext) fieldContext_InvitationConnection_nodes(_ context.Co
 }
 
 func (ec *executionContext) _InvitationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.InvitationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationConnection_pageInfo(ctx, field)
+	field0, err := ec.fieldContext_InvitationConnection_pageInfo(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3502,11 +3502,11 @@ func (ec *executionContext) fieldContext_InvitationConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _InvitationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.InvitationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationConnection_totalCount(ctx, field)
+	field0, err := ec.fieldContext_InvitationConnection_totalCount(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3539,11 +3539,11 @@ func (ec *executionContext) fieldContext_InvitationEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _InvitationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.InvitationEdge) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationEdge_node(ctx, field)
+	field0, err := ec.fieldContext_InvitationEdge_node(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3639,11 +3639,11 @@ func (ec *executionContext) fieldContext_InvitationNoteStats_acceptanceRate(_ co
 }
 
 func (ec *executionContext) _InvitationQuota_plan(ctx context.Context, field graphql.CollectedField, obj *db.Quota) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationQuota_plan(ctx, field)
+	field0, err := ec.fieldContext_InvitationQuota_plan(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3732,11 +3732,11 @@ func (ec *executionContext) fieldContext_InvitationQuota_noteMaxLength(_ context
 }
 
 func (ec *executionContext) _InvitationSourceStats_source(ctx context.Context, field graphql.CollectedField, obj *db.SourceStats) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationSourceStats_source(ctx, field)
+	field0, err := ec.fieldContext_InvitationSourceStats_source(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3885,11 +3885,11 @@ func (ec *executionContext) fieldContext_InvitationStats_medianTimeToAccept(_ co
 }
 
 func (ec *executionContext) _InvitationStats_byWeek(ctx context.Context, field graphql.CollectedField, obj *db.Stats) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationStats_byWeek(ctx, field)
+	field0, err := ec.fieldContext_InvitationStats_byWeek(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3920,11 +3920,11 @@ func (ec *executionContext) fieldContext_InvitationStats_byWeek(_ context.Contex
 }
 
 func (ec *executionContext) _InvitationStats_byNote(ctx context.Context, field graphql.CollectedField, obj *db.Stats) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationStats_byNote(ctx, field)
+	field0, err := ec.fieldContext_InvitationStats_byNote(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -3955,11 +3955,11 @@ func (ec *executionContext) fieldContext_InvitationStats_byNote(_ context.Contex
 }
 
 func (ec *executionContext) _InvitationStats_bySource(ctx context.Context, field graphql.CollectedField, obj *db.Stats) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_InvitationStats_bySource(ctx, field)
+	field0, err := ec.fieldContext_InvitationStats_bySource(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4062,11 +4062,11 @@ func (ec *executionContext) fieldContext_MarkNotificationsReadPayload_count(_ co
 }
 
 func (ec *executionContext) _MarkNotificationsReadPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.MarkNotificationsReadPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_MarkNotificationsReadPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_MarkNotificationsReadPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4139,11 +4139,11 @@ func (ec *executionContext) fieldContext_Member_connectionCount(_ context.Contex
 }
 
 func (ec *executionContext) _Member_connectionStatus(ctx context.Context, field graphql.CollectedField, obj *db.Member) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Member_connectionStatus(ctx, field)
+	field0, err := ec.fieldContext_Member_connectionStatus(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4528,11 +4528,11 @@ func (ec *executionContext) fieldContext_Notification_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *db.Notification) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_Notification_kind(ctx, field)
+	field0, err := ec.fieldContext_Notification_kind(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4604,11 +4604,11 @@ func (ec *executionContext) fieldContext_Notification_read(_ context.Context, fi
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationConnection_edges(ctx, field)
+	field0, err := ec.fieldContext_NotificationConnection_edges(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4639,11 +4639,11 @@ func (ec *executionContext) fieldContext_NotificationConnection_edges(_ context.
 }
 
 func (ec *executionContext) _NotificationConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationConnection_nodes(ctx, field)
+	field0, err := ec.fieldContext_NotificationConnection_nodes(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4674,11 +4674,11 @@ func (ec *executionContext) fieldContext_NotificationConnection_nodes(_ context.
 }
 
 func (ec *executionContext) _NotificationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+	field0, err := ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4709,11 +4709,11 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationConnection_totalCount(ctx, field)
+	field0, err := ec.fieldContext_NotificationConnection_totalCount(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4739,11 +4739,11 @@ func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _NotificationConnection_unreadCount(ctx context.Context, field graphql.CollectedField, obj *model.NotificationConnection) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationConnection_unreadCount(ctx, field)
+	field0, err := ec.fieldContext_NotificationConnection_unreadCount(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -4776,11 +4776,11 @@ func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.NotificationEdge) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_NotificationEdge_node(ctx, field)
+	field0, err := ec.fieldContext_NotificationEdge_node(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5382,11 +5382,11 @@ func (ec *executionContext) fieldContext_RemoveConnectionPayload_removed(_ conte
 }
 
 func (ec *executionContext) _RemoveConnectionPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RemoveConnectionPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_RemoveConnectionPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_RemoveConnectionPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5463,11 +5463,11 @@ func (ec *executionContext) fieldContext_SendInvitationPayload_connected(_ conte
 }
 
 func (ec *executionContext) _SendInvitationPayload_quota(ctx context.Context, field graphql.CollectedField, obj *model.SendInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_SendInvitationPayload_quota(ctx, field)
+	field0, err := ec.fieldContext_SendInvitationPayload_quota(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5502,11 +5502,11 @@ func (ec *executionContext) fieldContext_SendInvitationPayload_quota(_ context.C
 }
 
 func (ec *executionContext) _SendInvitationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.SendInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_SendInvitationPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_SendInvitationPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5608,11 +5608,11 @@ func (ec *executionContext) fieldContext_Subscription_invitationAccepted(_ conte
 }
 
 func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_UserError_code(ctx, field)
+	field0, err := ec.fieldContext_UserError_code(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5687,11 +5687,11 @@ func (ec *executionContext) fieldContext_WithdrawInvitationPayload_invitation(_ 
 }
 
 func (ec *executionContext) _WithdrawInvitationPayload_quota(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawInvitationPayload_quota(ctx, field)
+	field0, err := ec.fieldContext_WithdrawInvitationPayload_quota(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5726,11 +5726,11 @@ func (ec *executionContext) fieldContext_WithdrawInvitationPayload_quota(_ conte
 }
 
 func (ec *executionContext) _WithdrawInvitationPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawInvitationPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawInvitationPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_WithdrawInvitationPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5775,11 +5775,11 @@ func (ec *executionContext) fieldContext_WithdrawResult_invitationId(_ context.C
 }
 
 func (ec *executionContext) _WithdrawResult_outcome(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawResult) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawResult_outcome(ctx, field)
+	field0, err := ec.fieldContext_WithdrawResult_outcome(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5833,11 +5833,11 @@ func (ec *executionContext) fieldContext_WithdrawResult_invitation(_ context.Con
 }
 
 func (ec *executionContext) _WithdrawSelectedPayload_results(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawSelectedPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawSelectedPayload_results(ctx, field)
+	field0, err := ec.fieldContext_WithdrawSelectedPayload_results(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5875,11 +5875,11 @@ func (ec *executionContext) fieldContext_WithdrawSelectedPayload_withdrawnCount(
 }
 
 func (ec *executionContext) _WithdrawSelectedPayload_quota(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawSelectedPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawSelectedPayload_quota(ctx, field)
+	field0, err := ec.fieldContext_WithdrawSelectedPayload_quota(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -5914,11 +5914,11 @@ func (ec *executionContext) fieldContext_WithdrawSelectedPayload_quota(_ context
 }
 
 func (ec *executionContext) _WithdrawSelectedPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.WithdrawSelectedPayload) (ret graphql.Marshaler) {
-	fc, err := ec.fieldContext_WithdrawSelectedPayload_userErrors(ctx, field)
+	field0, err := ec.fieldContext_WithdrawSelectedPayload_userErrors(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))

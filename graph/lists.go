@@ -16,12 +16,15 @@ import (
 // marshalling an item is reported as an error of that item's path and nulls the list.
 func marshalSliceInOrder(ctx context.Context, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) (ret graphql.Array) {
 	ret = make(graphql.Array, n)
-	// The items' field contexts and indexes, in one allocation each for the list.
-	fcs, index := make([]graphql.FieldContext, n), make([]int, n)
+	// The items' contexts (each with its field context, fieldCtx) and indexes, in one
+	// allocation each for the list.
+	ctxs, index := make([]fieldCtx, n), make([]int, n)
+	parent := graphql.GetFieldContext(ctx)
 	for i := range n {
 		index[i] = i
-		fcs[i].Index = &index[i]
-		if !marshalItem(graphql.WithFieldContext(ctx, &fcs[i]), ret, i, marshal) {
+		c := &ctxs[i]
+		c.Context, c.fc.Parent, c.fc.Index = ctx, parent, &index[i]
+		if !marshalItem(c, ret, i, marshal) {
 			return nil
 		}
 	}

@@ -35,14 +35,16 @@
 // a panic handler, the resolver's error reported at the field's path, and its
 // marshaller, as ResolveField does them for such a field, without ResolveField's
 // closures and boxes (about five allocations a field; a page of 20 has 40 such fields,
-// edges' nodes and invitations' recipients):
+// edges' nodes and invitations' recipients). The field context is copied into a context
+// that holds it (graph/fieldctx.go), one allocation where graphql.WithFieldContext's
+// context layer is another; the copied one does not outlive the call:
 //
 //	func (ec *executionContext) _Invitation_recipient(ctx context.Context, field graphql.CollectedField, obj *db.Invitation) (ret graphql.Marshaler) {
-//		fc, err := ec.fieldContext_Invitation_recipient(ctx, field)
+//		field0, err := ec.fieldContext_Invitation_recipient(ctx, field)
 //		if err != nil {
 //			return graphql.Null
 //		}
-//		ctx = graphql.WithFieldContext(ctx, fc)
+//		ctx, fc := withFieldContext(ctx, *field0)
 //		defer func() {
 //			if r := recover(); r != nil {
 //				ec.Error(ctx, ec.Recover(ctx, r))
@@ -114,11 +116,11 @@ var resolved = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) _([A-Za-
 // the statement that sets res (and err, then checked), %[3]s its marshaller. Like
 // ResolveField, it reports a nil interface as "must not be null", and nulls the field
 // on an error or a panic (its non-null parent is nulled in turn).
-const inline = `	fc, err := %[1]s(ctx, field)
+const inline = `	field0, err := %[1]s(ctx, field)
 	if err != nil {
 		return graphql.Null
 	}
-	ctx = graphql.WithFieldContext(ctx, fc)
+	ctx, fc := withFieldContext(ctx, *field0)
 	defer func() {
 		if r := recover(); r != nil {
 			ec.Error(ctx, ec.Recover(ctx, r))
@@ -187,7 +189,7 @@ func rewrite(path string, required []string) error {
 			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\treturn ` +
 			`(?:ec\.marshal[^(]+\(ctx, field\.Selections, obj\.|leaf[A-Za-z]+\{&obj\.|optionalLeafString\(obj\.|nodeIDLeaf\(obj\))`)
 		inlined := regexp.MustCompile(`func \(ec \*executionContext\) _` + regexp.QuoteMeta(typ) + `_` + regexp.QuoteMeta(name) +
-			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\tfc, err := ec\.fieldContext_`)
+			`\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n\tfield0, err := ec\.fieldContext_`)
 		if !done[f] && !direct.MatchString(out) && !inlined.MatchString(out) {
 			return fmt.Errorf("%s: %s is not a plain or resolved field in the form expected", path, f)
 		}

@@ -64,8 +64,8 @@ func TestRewrite(t *testing.T) {
 		"obj *db.Invitation) (ret graphql.Marshaler) {\n\treturn optionalLeafString(obj.Message)\n}",
 		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn leafString{&obj.Name}\n}",
 		"obj *db.Member) (ret graphql.Marshaler) {\n\treturn ec.marshalNString2string(ctx, field.Selections, obj.Handle())\n}",
-		"obj *db.Invitation) (ret graphql.Marshaler) {\n\tfc, err := ec.fieldContext_Invitation_recipient(ctx, field)\n\tif err != nil {\n\t\treturn graphql.Null\n\t}\n" +
-			"\tctx = graphql.WithFieldContext(ctx, fc)\n\tdefer func() {\n\t\tif r := recover(); r != nil {\n\t\t\tec.Error(ctx, ec.Recover(ctx, r))\n\t\t\tret = graphql.Null\n\t\t}\n\t}()\n" +
+		"obj *db.Invitation) (ret graphql.Marshaler) {\n\tfield0, err := ec.fieldContext_Invitation_recipient(ctx, field)\n\tif err != nil {\n\t\treturn graphql.Null\n\t}\n" +
+			"\tctx, fc := withFieldContext(ctx, *field0)\n\tdefer func() {\n\t\tif r := recover(); r != nil {\n\t\t\tec.Error(ctx, ec.Recover(ctx, r))\n\t\t\tret = graphql.Null\n\t\t}\n\t}()\n" +
 			"\tres, err := ec.Resolvers.Invitation().Recipient(ctx, obj)\n\tif err != nil {\n\t\tec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))\n\t\treturn graphql.Null\n\t}\n" +
 			"\tif any(res) == nil {\n\t\tif !graphql.HasFieldError(ctx, fc) {\n\t\t\tec.Errorf(ctx, \"must not be null\")\n\t\t}\n\t\treturn graphql.Null\n\t}\n" +
 			"\tfc.Result = res\n\treturn ec.marshalNMember2ᚖinvitationsᚋdbᚐMember(ctx, field.Selections, res)\n}",
