@@ -7716,8 +7716,9 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -7765,8 +7766,9 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -7819,8 +7821,9 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -7868,8 +7871,9 @@ func (ec *executionContext) _Invitation(ctx context.Context, sel ast.SelectionSe
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -7993,8 +7997,9 @@ func (ec *executionContext) _InvitationConnection(ctx context.Context, sel ast.S
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -8193,8 +8198,9 @@ func (ec *executionContext) _InvitationQuota(ctx context.Context, sel ast.Select
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -8323,8 +8329,9 @@ func (ec *executionContext) _InvitationSourceStats(ctx context.Context, sel ast.
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -8668,8 +8675,9 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -8857,8 +8865,9 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -8903,8 +8912,9 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -9013,8 +9023,9 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -9062,8 +9073,9 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -9606,8 +9618,9 @@ func (ec *executionContext) _SendInvitationPayload(ctx context.Context, sel ast.
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -9783,8 +9796,9 @@ func (ec *executionContext) _WithdrawInvitationPayload(ctx context.Context, sel 
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {
@@ -9938,8 +9952,9 @@ func (ec *executionContext) _WithdrawSelectedPayload(ctx context.Context, sel as
 				}
 				deferredFieldSet.AddField(field)
 				fieldIndex := len(deferredFieldSet.Values) - 1
-				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
-					return innerFunc(ctx, deferredFieldSet)
+				set := deferredFieldSet
+				set.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, set)
 				})
 
 				for _, deferrable := range field.Deferrables {

@@ -99,6 +99,9 @@ func TestRewrite(t *testing.T) {
 			t.Errorf("%d× %q, want %d, in\n%s", got, want, n, out)
 		}
 	}
+	if n := strings.Count(out, "\t\t\t\tset := deferredFieldSet\n\t\t\t\tset.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {\n\t\t\t\t\treturn innerFunc(ctx, set)\n"); n != 2 {
+		t.Errorf("%d deferred closures capture a copy of the set, want 2:\n%s", n, out)
+	}
 	if strings.Contains(out, ":= graphql.NewFieldSet(nil)") {
 		t.Errorf("an eager deferred set is left:\n%s", out)
 	}
