@@ -139,13 +139,13 @@ func (r *Resolver) connection(ctx context.Context, v *Viewer, sel listSelections
 			members[m.ID] = m
 		}
 		l := r.loadersFor(ctx)
-		l.members.prime(members)
+		l.membersLoader().prime(members)
 		if sel.status {
 			ids := make([]int64, 0, len(members))
 			for id := range members {
 				ids = append(ids, id)
 			}
-			l.status.preload(ctx, ids, false)
+			l.statusLoader().preload(ctx, ids, false)
 		}
 	}
 	return model.NewInvitationConnection(c), nil
@@ -204,7 +204,7 @@ func decodeInvitationIDs(ids []string) ([]int64, []bool) {
 
 // member loads a member through the request's loader; nil when there is none.
 func (r *Resolver) member(ctx context.Context, id int64) (*db.Member, error) {
-	m, err := r.loadersFor(ctx).members.Load(ctx, id)
+	m, err := r.loadersFor(ctx).membersLoader().Load(ctx, id)
 	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}

@@ -61,10 +61,11 @@ func TestFieldErrorsKeepTheirPaths(t *testing.T) {
 		t.Fatal(bob, err)
 	}
 	broken := newLoaders(store)
-	broken.members = newBatchLoader(func(context.Context, []int64, bool) (map[int64]*db.Member, error) {
+	failing := newBatchLoader(func(context.Context, []int64, bool) (map[int64]*db.Member, error) {
 		return nil, errors.New("members unavailable")
 	}, nil)
-	broken.members.LoadThunk(ctx, bob.ID)
+	broken.members.get(func() *batchLoader[int64, *db.Member] { return failing })
+	broken.membersLoader().LoadThunk(ctx, bob.ID)
 	data, errs := exec(context.WithValue(ctx, loadersKey{}, broken), query)
 	if len(errs) != 1 {
 		t.Fatalf("errors %v", errs)

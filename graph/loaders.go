@@ -16,13 +16,26 @@ import (
 var errNotFound = errors.New("not found")
 
 // loaders batch the per-object lookups of one request into one statement each, so a
-// page of 100 invitations costs the same few statements as a page of 1.
+// page of 100 invitations costs the same few statements as a page of 1. Each loader is
+// made when a resolver first asks for it: most requests use one or none.
 type loaders struct {
-	members *batchLoader[int64, *db.Member]
-	status  *batchLoader[int64, string]
+	store   *db.Store
+	members lazy[*batchLoader[int64, *db.Member]]
+	status  lazy[*batchLoader[int64, string]]
 	// invitations and notifications are as the viewer sees them (nodes(ids:)).
-	invitations   *batchLoader[int64, *db.Invitation]
-	notifications *batchLoader[int64, *db.Notification]
+	invitations   lazy[*batchLoader[int64, *db.Invitation]]
+	notifications lazy[*batchLoader[int64, *db.Notification]]
+}
+
+// lazy is a value made once, by the first caller of get.
+type lazy[T any] struct {
+	once sync.Once
+	v    T
+}
+
+func (z *lazy[T]) get(make func() T) T {
+	z.once.Do(func() { z.v = make() })
+	return z.v
 }
 
 type loadersKey struct{}
@@ -36,36 +49,56 @@ func LoaderMiddleware(store *db.Store, next http.Handler) http.Handler {
 	})
 }
 
-func newLoaders(store *db.Store) *loaders {
-	l := &loaders{}
-	statuses := asViewer(store.ConnectionStatuses)
-	l.status = newBatchLoader(unhinted(statuses), nil)
-	// Members are loaded with their connection statuses when a caller selects
-	// connectionStatus: those statuses are asked for only once the members are back,
-	// by resolvers that wake one after the other, and would otherwise come in batches
-	// as unpredictable as the scheduler.
-	l.members = newBatchLoader(func(ctx context.Context, ids []int64, withStatus bool) (map[int64]*db.Member, error) {
-		ms, err := store.MembersByID(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[int64]*db.Member, len(ms))
-		found := make([]int64, 0, len(ms))
-		for _, m := range ms {
-			out[m.ID] = m
-			found = append(found, m.ID)
-		}
-		if withStatus && len(found) > 0 {
-			// On error, statuses are loaded (and the error reported) when resolved.
-			if st, err := statuses(ctx, found); err == nil {
-				l.status.prime(st)
+func newLoaders(store *db.Store) *loaders { return &loaders{store: store} }
+
+// statusLoader loads the viewer's connection status with members.
+func (l *loaders) statusLoader() *batchLoader[int64, string] {
+	return l.status.get(func() *batchLoader[int64, string] {
+		return newBatchLoader(unhinted(asViewer(l.store.ConnectionStatuses)), nil)
+	})
+}
+
+// membersLoader loads members, with their connection statuses when a caller selects
+// connectionStatus: those statuses are asked for only once the members are back, by
+// resolvers that wake one after the other, and would otherwise come in batches as
+// unpredictable as the scheduler.
+func (l *loaders) membersLoader() *batchLoader[int64, *db.Member] {
+	return l.members.get(func() *batchLoader[int64, *db.Member] {
+		statuses := asViewer(l.store.ConnectionStatuses)
+		return newBatchLoader(func(ctx context.Context, ids []int64, withStatus bool) (map[int64]*db.Member, error) {
+			ms, err := l.store.MembersByID(ctx, ids)
+			if err != nil {
+				return nil, err
 			}
-		}
-		return out, nil
-	}, selects("connectionStatus"))
-	l.invitations = newBatchLoader(unhinted(asViewer(store.InvitationsByID)), nil)
-	l.notifications = newBatchLoader(unhinted(asViewer(store.NotificationsByID)), nil)
-	return l
+			out := make(map[int64]*db.Member, len(ms))
+			found := make([]int64, 0, len(ms))
+			for _, m := range ms {
+				out[m.ID] = m
+				found = append(found, m.ID)
+			}
+			if withStatus && len(found) > 0 {
+				// On error, statuses are loaded (and the error reported) when resolved.
+				if st, err := statuses(ctx, found); err == nil {
+					l.statusLoader().prime(st)
+				}
+			}
+			return out, nil
+		}, selects("connectionStatus"))
+	})
+}
+
+// invitationsLoader loads invitations as the viewer sees them.
+func (l *loaders) invitationsLoader() *batchLoader[int64, *db.Invitation] {
+	return l.invitations.get(func() *batchLoader[int64, *db.Invitation] {
+		return newBatchLoader(unhinted(asViewer(l.store.InvitationsByID)), nil)
+	})
+}
+
+// notificationsLoader loads notifications as the viewer sees them.
+func (l *loaders) notificationsLoader() *batchLoader[int64, *db.Notification] {
+	return l.notifications.get(func() *batchLoader[int64, *db.Notification] {
+		return newBatchLoader(unhinted(asViewer(l.store.NotificationsByID)), nil)
+	})
 }
 
 // unhinted is the fetch of a loader whose lookup takes no hint.
@@ -112,11 +145,11 @@ func (r *Resolver) nodes(ctx context.Context, ids []string) ([]model.Node, error
 		}
 		switch kind {
 		case kindMember:
-			thunks[i] = nodeThunk(l.members.LoadThunk(ctx, n))
+			thunks[i] = nodeThunk(l.membersLoader().LoadThunk(ctx, n))
 		case kindInvitation:
-			thunks[i] = nodeThunk(l.invitations.LoadThunk(ctx, n))
+			thunks[i] = nodeThunk(l.invitationsLoader().LoadThunk(ctx, n))
 		case kindNotification:
-			thunks[i] = nodeThunk(l.notifications.LoadThunk(ctx, n))
+			thunks[i] = nodeThunk(l.notificationsLoader().LoadThunk(ctx, n))
 		}
 	}
 	out := make([]model.Node, len(ids))

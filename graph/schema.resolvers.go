@@ -44,7 +44,7 @@ func (r *invitationSourceStatsResolver) Source(ctx context.Context, obj *db.Sour
 
 // ConnectionStatus is the resolver for the connectionStatus field.
 func (r *memberResolver) ConnectionStatus(ctx context.Context, obj *db.Member) (model.ConnectionStatus, error) {
-	s, err := r.loadersFor(ctx).status.Load(ctx, obj.ID)
+	s, err := r.loadersFor(ctx).statusLoader().Load(ctx, obj.ID)
 	return model.ConnectionStatus(s), err
 }
 
@@ -199,7 +199,7 @@ func (r *notificationResolver) Kind(ctx context.Context, obj *db.Notification) (
 func (r *notificationResolver) Invitation(ctx context.Context, obj *db.Notification) (*db.Invitation, error) {
 	// Through the request's loader: a page of notifications reads its invitations in
 	// one statement, with the visibility rules of Store.Invitation.
-	inv, err := r.loadersFor(ctx).invitations.Load(ctx, obj.InvitationID)
+	inv, err := r.loadersFor(ctx).invitationsLoader().Load(ctx, obj.InvitationID)
 	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}
