@@ -2,7 +2,9 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +125,47 @@ func TestBinaryScanTakesWholeRows(t *testing.T) {
 	binary, err = db.ScanRowForTest(ctx, conn, `SELECT 8::bigint, 2.5::numeric`, []any{&id, &n})
 	if err != nil || binary || id != 8 || n != "2.5" {
 		t.Fatalf("a numeric column: got %v %q (binary %v, %v); want pgx's Scan", id, n, binary, err)
+	}
+}
+
+// A row's texts, copied into one string and sliced, are each the column's value,
+// whether shared (a status), NULL, empty, or beyond the first sixteen (of 24 copied).
+func TestBinaryScanRowTexts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := pgxConn(t)
+	var cols []string
+	var fast, want []any
+	for i := range 40 {
+		switch i % 5 {
+		case 0:
+			cols = append(cols, fmt.Sprintf("'text %d – ü'::text", i))
+		case 1:
+			cols = append(cols, "'PENDING'::text")
+		case 2:
+			cols = append(cols, "NULL::text")
+		case 3:
+			cols = append(cols, "''::text")
+		case 4:
+			cols = append(cols, fmt.Sprintf("'note %d'::text", i))
+		}
+		if i%5 == 2 || i%5 == 4 {
+			fast, want = append(fast, new(*string)), append(want, new(*string))
+		} else {
+			fast, want = append(fast, new(string)), append(want, new(string))
+		}
+	}
+	query := "SELECT " + strings.Join(cols, ", ")
+	binary, err := db.ScanRowForTest(ctx, conn, query, fast)
+	if err != nil || !binary {
+		t.Fatalf("binary %v, %v", binary, err)
+	}
+	if err := conn.QueryRow(ctx, query).Scan(want...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range fast {
+		if !reflect.DeepEqual(fast[i], want[i]) {
+			t.Errorf("column %d (%s): %v, pgx's %v", i, cols[i], pointee(fast[i]), pointee(want[i]))
+		}
 	}
 }
