@@ -238,4 +238,3 @@ var sharedText = func() map[string]string {
 	}
 	return m
 }()
-
