@@ -265,8 +265,7 @@ type page[T any] struct {
 }
 
 // keysetPage runs a keyset-paginated query over k's rows matching q, in o's order,
-// cut by p. Errors:
-// CodeBadUserInput for bad page arguments or cursors.
+// cut by p. Errors: CodeBadUserInput for bad page arguments or cursors.
 func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *listQuery, o Order, p Page) (*page[T], error) {
 	n, backward, err := pageSize(p)
 	if err != nil {
