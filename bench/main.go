@@ -26,6 +26,7 @@
 //	go run ./bench                                # 100k members, 2M invitations, 10 s a phase
 //	go run ./bench -members 1000000 -invitations 10000000 -cases a,f
 //	go run ./bench -smoke                         # seconds, tiny data: what CI runs
+//	go run ./bench -against HEAD~3 -cases b -duration 6s   # this checkout's server against HEAD~3's
 package main
 
 import (
@@ -56,6 +57,8 @@ type options struct {
 	profile              bool
 	bare                 bool
 	disk                 bool
+	against              string
+	rounds               int
 }
 
 func main() {
@@ -78,6 +81,8 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", false, "write the server's CPU profile of each case to DIR/cpu-CASE.pprof")
 	flag.BoolVar(&o.markdown, "markdown", false, "print the results as a Markdown table too")
 	flag.BoolVar(&o.disk, "disk", false, "during the half-peak run of the write cases, time an 8 kB write and fdatasync every 10 ms on the cluster's disk (what commits wait for)")
+	flag.StringVar(&o.against, "against", "", "a git revision: instead of the measurements, run its server and this checkout's at once, side by side under the same load, on the read cases, and print their difference (see bench/compare.go)")
+	flag.IntVar(&o.rounds, "rounds", 10, "with -against, the rounds of -duration each")
 	flag.BoolVar(&o.bare, "bare", true, "measure the reference server (a bare gqlgen + lib/pq server, bench/bare) on the page cases too")
 	flag.Parse()
 	if o.smoke {

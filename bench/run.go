@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"io"
 	"maps"
@@ -123,7 +124,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	bareBin := ""
-	if o.bare {
+	if o.bare && o.against == "" {
 		if bareBin, err = buildServer(ctx, o.dir, "bare", "./bench/bare"); err != nil {
 			return err
 		}
@@ -145,6 +146,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	env := &runEnv{o: o, c: c, bin: bin, bareBin: bareBin, lua: lua, template: tmpl}
+	if o.against != "" {
+		return env.runComparisons(ctx)
+	}
 	var results []*caseResult
 	failed := false
 	for _, name := range o.cases {
@@ -170,6 +174,26 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// runComparisons compares this checkout's server with -against's on each case.
+func (e *runEnv) runComparisons(ctx context.Context) error {
+	againstBin, err := buildAgainst(ctx, e.o.dir, e.o.against)
+	if err != nil {
+		return err
+	}
+	var results []*comparison
+	for _, name := range e.o.cases {
+		bc, _ := caseByName(name)
+		fmt.Fprintf(os.Stderr, "case %s: %s, against %s\n", bc.name, bc.title, e.o.against)
+		r, err := e.compare(ctx, bc, againstBin, max(e.o.rounds, 1))
+		if err != nil {
+			return fmt.Errorf("case %s: %w", name, err)
+		}
+		results = append(results, r)
+	}
+	printComparisons(os.Stdout, e.o.against, results)
+	return nil
+}
+
 type runEnv struct {
 	o                 options
 	c                 *cluster
@@ -186,17 +210,31 @@ type request struct {
 
 const runDB = "bench_run"
 
-func (e *runEnv) runCase(ctx context.Context, bc benchCase) (*caseResult, error) {
-	o := e.o
+// readRequests is how many requests a read case cycles through.
+const readRequests = 5000
+
+// prepare makes the case's database, runDB, a fresh clone of the template with the
+// case's requests in bench_req (count rows), and returns a connection to it.
+func (e *runEnv) prepare(ctx context.Context, bc benchCase, count int64) (*sqlx.DB, error) {
 	conn, err := e.c.clone(ctx, e.template, runDB)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
 	var first, members int64
 	if err := conn.QueryRowxContext(ctx, `SELECT min(id), count(*) FROM members`).Scan(&first, &members); err != nil {
+		conn.Close()
 		return nil, err
 	}
+	q := strings.NewReplacer("$1", fmt.Sprint(count), "$2", fmt.Sprint(first), "$3", fmt.Sprint(members)).Replace(bc.requests)
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE bench_req AS SELECT row_number() OVER () AS n, q.* FROM (`+q+`) q`); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("making requests: %w", err)
+	}
+	return conn, nil
+}
+
+func (e *runEnv) runCase(ctx context.Context, bc benchCase) (*caseResult, error) {
+	o := e.o
 	// Rows: reads cycle through a few thousand viewers; writes use each row once: row 1
 	// checks the statements, and the others are dealt to the phases in turn, by slots,
 	// with room for 4,000 requests a second. The peak sends the most requests, so it gets
@@ -209,14 +247,15 @@ func (e *runEnv) runCase(ctx context.Context, bc benchCase) (*caseResult, error)
 		slots = []string{"peak", "half"}
 		phases = slots
 	}
-	count := int64(5000)
+	count := int64(readRequests)
 	if bc.writes {
 		count = 1 + int64(len(phases))*(1000+int64(o.duration.Seconds()*4000))
 	}
-	q := strings.NewReplacer("$1", fmt.Sprint(count), "$2", fmt.Sprint(first), "$3", fmt.Sprint(members)).Replace(bc.requests)
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE bench_req AS SELECT row_number() OVER () AS n, q.* FROM (`+q+`) q`); err != nil {
-		return nil, fmt.Errorf("making requests: %w", err)
+	conn, err := e.prepare(ctx, bc, count)
+	if err != nil {
+		return nil, err
 	}
+	defer conn.Close()
 	pgRows := "true"
 	if bc.writes {
 		var in []string
