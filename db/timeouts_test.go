@@ -83,10 +83,11 @@ func TestTimeoutParamsFromOptions(t *testing.T) {
 	if n := conn.Stats().MaxOpenConnections; n != 20 {
 		t.Errorf("no options: MaxOpenConnections = %d, want 20", n)
 	}
-	// Sub-millisecond remainders round up; the defaults are 5s, 2s, 30s.
-	conn = timeoutOpen(t, url, db.Options{StatementTimeout: 1500 * time.Microsecond})
-	if got := timeoutShow(t, conn, "statement_timeout"); got != "2ms" {
-		t.Errorf("rounding: statement_timeout = %q, want 2ms", got)
+	// Sub-millisecond remainders round up (on a timeout long enough for the SHOW itself
+	// on a loaded machine: 2ms was not); the defaults are 5s, 2s, 30s.
+	conn = timeoutOpen(t, url, db.Options{StatementTimeout: time.Second + 500*time.Microsecond})
+	if got := timeoutShow(t, conn, "statement_timeout"); got != "1001ms" {
+		t.Errorf("rounding: statement_timeout = %q, want 1001ms", got)
 	}
 	conn = timeoutOpen(t, url, db.DefaultOptions())
 	for name, v := range map[string]string{"statement_timeout": "5s", "lock_timeout": "2s", "idle_in_transaction_session_timeout": "30s"} {
