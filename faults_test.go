@@ -701,7 +701,9 @@ func TestFaultF6GracefulShutdown(t *testing.T) {
 	t.Parallel() // light: mostly waiting on locks and deadlines
 	const inflight = 20
 	_, dsn := faultCluster(t, false)
-	s := faultStart(t, dsn, map[string]string{"DB_LOCK_TIMEOUT": "20s", "DB_MAX_CONNS": "40", "SHUTDOWN_DELAY": "2s"})
+	// Generous budgets: on a machine loaded by the rest of the suite, 20 sends took over
+	// 10 s to reach the lock once (CI); they wait there until release below.
+	s := faultStart(t, dsn, map[string]string{"DB_LOCK_TIMEOUT": "60s", "DB_MAX_CONNS": "40", "SHUTDOWN_DELAY": "2s"})
 	ids, tokens := faultMembers(t, s.conn, "m", inflight+1)
 	if res, err := s.client.Get(s.url + "/readyz"); err != nil || res.StatusCode != 200 {
 		t.Fatalf("/readyz before shutdown: %v %v", res, err)
@@ -709,13 +711,13 @@ func TestFaultF6GracefulShutdown(t *testing.T) {
 		res.Body.Close()
 	}
 	release := faultLock(t, s.conn, ids[0])
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	results := make(chan faultResult, inflight)
 	for i := range inflight {
 		go func() { results <- s.send(ctx, tokens[0], ids[1+i], fmt.Sprintf("k%d", i)) }()
 	}
-	faultPoll(t, 10*time.Second, "20 sends waiting on the lock", func() bool { return faultLockWaiters(s.conn) == inflight })
+	faultPoll(t, 30*time.Second, "20 sends waiting on the lock", func() bool { return faultLockWaiters(s.conn) == inflight })
 
 	stopped := make(chan error, 1)
 	begin := time.Now()
