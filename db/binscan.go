@@ -79,8 +79,10 @@ func scanBinary(raw [][]byte, dst []any) bool {
 			size += len(raw[i])
 		}
 	}
-	var texts rowTexts
-	texts.buf.Grow(size)
+	var texts strings.Builder
+	texts.Grow(size)
+	var spanArray [16]textSpan // where the copied texts lie, beyond 16 on the heap
+	spans := spanArray[:0]
 	for i, d := range dst {
 		v := raw[i]
 		var ok bool
@@ -92,14 +94,15 @@ func scanBinary(raw [][]byte, dst []any) bool {
 		case *int:
 			ok = decodeInto(d, v, binaryIntAsInt)
 		case *string:
-			ok = v != nil && texts.add(d, v)
+			if ok = v != nil; ok {
+				spans = addText(&texts, spans, d, v)
+			}
 		case **string:
-			if ok = true; v == nil {
-				*d = nil
-			} else {
-				s := new(string)
-				*d = s
-				texts.add(s, v)
+			ok = true
+			*d = nil
+			if v != nil {
+				*d = new(string)
+				spans = addText(&texts, spans, *d, v)
 			}
 		case *time.Time:
 			ok = decodeInto(d, v, binaryTimestamptz)
@@ -112,51 +115,29 @@ func scanBinary(raw [][]byte, dst []any) bool {
 			return false
 		}
 	}
-	texts.done()
+	all := texts.String()
+	for _, sp := range spans {
+		*sp.dst = all[sp.start:sp.end]
+	}
 	return true
 }
 
-// rowTexts gathers a row's text values into one string, set into their fields by done.
-// The values of sharedText are set at once, and shared.
-type rowTexts struct {
-	buf   strings.Builder
-	dst   [16]*string
-	spans [16][2]int
-	n     int
-	more  []textSpan // beyond 16 values
-}
-
+// textSpan is where a field's text lies in its row's string.
 type textSpan struct {
 	dst        *string
 	start, end int
 }
 
-// add sets *dst to v: now when v is shared, else when done is called.
-func (t *rowTexts) add(dst *string, v []byte) bool {
+// addText sets *dst to v at once when v is one of sharedText; otherwise it copies v
+// into the row's texts and appends where it lies to spans, for scanBinary to set.
+func addText(texts *strings.Builder, spans []textSpan, dst *string, v []byte) []textSpan {
 	if s, ok := sharedText[string(v)]; ok {
 		*dst = s
-		return true
+		return spans
 	}
-	start := t.buf.Len()
-	t.buf.Write(v)
-	if t.n < len(t.dst) {
-		t.dst[t.n], t.spans[t.n] = dst, [2]int{start, t.buf.Len()}
-		t.n++
-	} else {
-		t.more = append(t.more, textSpan{dst, start, t.buf.Len()})
-	}
-	return true
-}
-
-// done sets the fields add left.
-func (t *rowTexts) done() {
-	all := t.buf.String()
-	for i := range t.n {
-		*t.dst[i] = all[t.spans[i][0]:t.spans[i][1]]
-	}
-	for _, s := range t.more {
-		*s.dst = all[s.start:s.end]
-	}
+	start := texts.Len()
+	texts.Write(v)
+	return append(spans, textSpan{dst, start, texts.Len()})
 }
 
 // decodeInto decodes v into *d; false for NULL or a value decode refuses.
