@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"io"
 	"maps"
 	"os"
@@ -19,6 +17,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"invitations/db"
 	"invitations/graph"
