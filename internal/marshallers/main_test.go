@@ -159,6 +159,7 @@ func TestRewriteRefusesUnknownForms(t *testing.T) {
 		"field set made in another form":     execContext + strings.Replace(object, "out := graphql.NewFieldSet(fields)", "out := graphql.NewFieldSet(fields[:])", 1),
 		"delayed field in another form":      execContext + strings.Replace(object, "res = ec._Member_connectionStatus(ctx, field, obj)", "res = ec._Member_connectionStatus(ctx, field, obj, 1)", 1),
 		"delayed hand-over in another form":  execContext + strings.Replace(object, "{ return innerFunc(ctx, out) })", "{ return innerFunc(ctx, out) }, 1)", 1),
+		"deferred closure in another form":   execContext + strings.Replace(object, "func(ctx context.Context) graphql.Marshaler {\n\t\t\t\t\treturn innerFunc(ctx, deferredFieldSet)", "func(ctx context.Context) (m graphql.Marshaler) {\n\t\t\t\t\treturn innerFunc(ctx, deferredFieldSet)", 1),
 	} {
 		if err := rewrite(write(t, src)); err == nil {
 			t.Errorf("%s: accepted", name)
