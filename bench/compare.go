@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -10,9 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
-
-	"invitations/graph"
 )
 
 // Comparing two builds (-against REV). This machine charges the host's other VMs'
@@ -96,17 +94,13 @@ func (e *runEnv) compare(ctx context.Context, bc benchCase, againstBin string, r
 		}
 		defer srv.stop()
 		srvs[i], meters[i] = srv, cpuMeter{serverPID: srv.pid(), postmaster: pm}
-		var lines []string
-		for _, r := range reqs {
-			tok, err := graph.SignToken(srv.secret, r.Handle, false, 6*time.Hour, time.Now())
-			if err != nil {
-				return nil, err
-			}
-			b, _ := json.Marshal(map[string]any{"query": bc.query, "variables": json.RawMessage(r.Vars)})
-			lines = append(lines, tok+"\t"+string(b))
+		made := newRequests(srv.secret, bc.query)
+		lines := make([]string, len(reqs))
+		for j, r := range reqs {
+			lines[j] = made.line(r)
 		}
 		files[i] = filepath.Join(o.dir, fmt.Sprintf("requests-%s-%s.txt", bc.name, apps[i]))
-		if err := os.WriteFile(files[i], []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		if err := writeLines(files[i], lines); err != nil {
 			return nil, err
 		}
 	}
@@ -139,15 +133,13 @@ func (e *runEnv) compare(ctx context.Context, bc benchCase, againstBin string, r
 		}
 		var runs [2]*wrkResult
 		var errs [2]error
-		done := make(chan int)
+		var wg sync.WaitGroup
 		for i := range srvs {
-			go func() {
+			wg.Go(func() {
 				runs[i], errs[i] = runWrk(ctx, meters[i], srvs[i].url, e.lua, files[i], o.connections, o.duration, wait, 0, false)
-				done <- i
-			}()
+			})
 		}
-		<-done
-		<-done
+		wg.Wait()
 		for i := range srvs {
 			if errs[i] != nil {
 				return nil, errs[i]

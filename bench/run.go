@@ -214,6 +214,43 @@ const runDB = "bench_run"
 // readRequests is how many requests a read case cycles through.
 const readRequests = 5000
 
+// requests makes the requests of a case for one server: tokens signed with its secret
+// (one per member) and JSON bodies of the case's query.
+type requests struct {
+	secret []byte
+	query  string
+	tokens map[string]string
+}
+
+func newRequests(secret []byte, query string) *requests {
+	return &requests{secret: secret, query: query, tokens: map[string]string{}}
+}
+
+func (q *requests) token(handle string) string {
+	t, ok := q.tokens[handle]
+	if !ok {
+		var err error
+		if t, err = graph.SignToken(q.secret, handle, false, 6*time.Hour, time.Now()); err != nil {
+			panic(err) // HS256 with a key cannot fail
+		}
+		q.tokens[handle] = t
+	}
+	return t
+}
+
+func (q *requests) body(r request) string {
+	b, _ := json.Marshal(map[string]any{"query": q.query, "variables": json.RawMessage(r.Vars)})
+	return string(b)
+}
+
+// line is r's line for wrk.lua: its token, a tab, its body.
+func (q *requests) line(r request) string { return q.token(r.Handle) + "\t" + q.body(r) }
+
+// writeLines writes lines to path, one a line.
+func writeLines(path string, lines []string) error {
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
 // prepare makes the case's database, runDB, a fresh clone of the template with the
 // case's requests in bench_req (count rows), and returns a connection to it.
 func (e *runEnv) prepare(ctx context.Context, bc benchCase, count int64) (*sqlx.DB, error) {
@@ -298,32 +335,18 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	tokens := map[string]string{}
-	token := func(handle string) string {
-		if t, ok := tokens[handle]; ok {
-			return t
-		}
-		t, err := graph.SignToken(srv.secret, handle, false, 6*time.Hour, time.Now())
-		if err != nil {
-			panic(err)
-		}
-		tokens[handle] = t
-		return t
-	}
-	body := func(r request) string {
-		b, _ := json.Marshal(map[string]any{"query": bc.query, "variables": json.RawMessage(r.Vars)})
-		return string(b)
-	}
+	made := newRequests(srv.secret, bc.query)
+	token, body := made.token, made.body
 	reqFiles := map[string]string{}
 	for _, ph := range phases {
 		var lines []string
 		for _, r := range reqs {
 			if !bc.writes || (r.N > 1 && slots[(r.N-2)%int64(len(slots))] == ph) {
-				lines = append(lines, token(r.Handle)+"\t"+body(r))
+				lines = append(lines, made.line(r))
 			}
 		}
 		reqFiles[ph] = filepath.Join(o.dir, fmt.Sprintf("requests-%s-%s.txt", bc.name, ph))
-		if err := os.WriteFile(reqFiles[ph], []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		if err := writeLines(reqFiles[ph], lines); err != nil {
 			return nil, err
 		}
 	}
