@@ -16,10 +16,11 @@ import (
 // each with its own sender.
 func TestQuotaRaceOverHTTP(t *testing.T) {
 	// The 50 sends of a round queue on their sender's row, each holding a pooled
-	// connection; on a loaded machine the last ones can wait for a connection longer
-	// than the default DB_POOL_WAIT and answer the retryable busy error, which is F3's
-	// subject (TestFaultF3PoolExhaustion), not this test's.
-	s := startServer(t, map[string]string{"DB_POOL_WAIT": "30s"})
+	// connection; on a loaded machine the last ones can wait for a connection, or for
+	// the row, longer than the default DB_POOL_WAIT, lock and statement timeouts (2 s
+	// and 5 s: 5 of 50 did once in CI) and answer the retryable busy error, which is
+	// F3's subject (TestFaultF3PoolExhaustion), not this test's.
+	s := startServer(t, map[string]string{"DB_POOL_WAIT": "30s", "DB_LOCK_TIMEOUT": "30s", "DB_STATEMENT_TIMEOUT": "30s"})
 	const rounds, parallel = 20, 50
 	s.conn.MustExec(`INSERT INTO members (handle, name) SELECT 'r' || g, 'R' FROM generate_series(1, $1) g`, parallel)
 	var recipients []string
