@@ -44,7 +44,7 @@ SELECT (SELECT id FROM members WHERE handle = $1), id, 'ACCEPTED', t, t
                                ELSE now() - interval '8 days' - k * interval '1 hour' END AS t) x`, sender)
 		var start, done sync.WaitGroup
 		start.Add(1)
-		codes := make([]string, parallel)
+		codes, messages := make([]string, parallel), make([]string, parallel)
 		for i := 0; i < parallel; i++ {
 			done.Add(1)
 			go func() {
@@ -57,6 +57,9 @@ SELECT (SELECT id FROM members WHERE handle = $1), id, 'ACCEPTED', t, t
 				latencies = append(latencies, elapsed)
 				mu.Unlock()
 				codes[i] = r.code()
+				if len(r.Errors) > 0 {
+					messages[i] = r.Errors[0].Message
+				}
 				if c, _ := get(r.Data, "sendInvitation.userErrors.0.code").(string); c != "" {
 					codes[i] = c
 				}
@@ -64,12 +67,15 @@ SELECT (SELECT id FROM members WHERE handle = $1), id, 'ACCEPTED', t, t
 		}
 		start.Done()
 		done.Wait()
-		tally := map[string]int{}
-		for _, c := range codes {
+		tally, said := map[string]int{}, map[string]string{}
+		for i, c := range codes {
 			tally[c]++
+			if messages[i] != "" {
+				said[c] = messages[i]
+			}
 		}
 		if tally[""] != 10 || tally["WEEKLY_LIMIT_REACHED"] != 40 {
-			t.Errorf("round %d: %v", round, tally)
+			t.Errorf("round %d: %v (the errors said: %v)", round, tally, said)
 		}
 		overIssued += max(tally[""]-10, 0)
 	}
