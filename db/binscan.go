@@ -28,13 +28,12 @@ type binaryScan struct {
 
 // scan scans the current row of r into dst (the same destination types for every row);
 // binary reports whether it did so from the binary values, without pgx's Scan.
-func (b *binaryScan) scan(r rows, dst []any) (binary bool, err error) {
-	pr, isPgx := r.(pgx.Rows)
+func (b *binaryScan) scan(r pgx.Rows, dst []any) (binary bool, err error) {
 	if !b.checked {
 		b.checked = true
-		b.ok = isPgx && binaryScannable(pr.FieldDescriptions(), dst)
+		b.ok = binaryScannable(r.FieldDescriptions(), dst)
 	}
-	if b.ok && scanBinary(pr.RawValues(), dst) {
+	if b.ok && scanBinary(r.RawValues(), dst) {
 		return true, nil
 	}
 	return false, r.Scan(dst...)

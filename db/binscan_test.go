@@ -128,6 +128,22 @@ func TestBinaryScanTakesWholeRows(t *testing.T) {
 	}
 }
 
+// A statement that fails after its first row fails: the error of a data-modifying
+// WITH or an AFTER trigger, which run once the rows are out, is not lost.
+func TestRowErrorAfterTheFirstRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := pgxConn(t)
+	m, err := db.MemberRowForTest(ctx, conn, `SELECT (10 / (2 - d))::bigint, 'h', 'n', '', 'FREE', 0, now() FROM generate_series(1, 2) AS d`)
+	if err == nil || !strings.Contains(err.Error(), "division by zero") {
+		t.Fatalf("got %+v, %v; want the division by zero of the second row", m, err)
+	}
+	m, err = db.MemberRowForTest(ctx, conn, `SELECT 10::bigint, 'h', 'n', '', 'FREE', 0, now()`)
+	if err != nil || m.ID != 10 || m.Handle != "h" {
+		t.Fatalf("got %+v, %v", m, err)
+	}
+}
+
 // A row's texts, copied into one string and sliced, are each the column's value,
 // whether shared (a status), NULL, empty, or beyond the first sixteen (of 24 copied).
 func TestBinaryScanRowTexts(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,9 +29,6 @@ type Store struct {
 	limits   Limits
 	clock    func() time.Time
 	poolWait time.Duration
-	// outbox holds the events of open transactions (*sqlx.Tx → *[]Event), published
-	// once they commit (tryTx).
-	outbox sync.Map
 }
 
 // New returns a Store on an open database. clock is read once per transaction; nil
@@ -165,7 +161,7 @@ const maxAttempts = 3
 // seeing rows committed while it waited for a lock, which REPEATABLE READ and
 // SERIALIZABLE do not give. fn's error rolls the transaction back and is returned;
 // driver errors are translated by translate.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx *Tx, now time.Time) error) error {
 	var err error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		err = s.tryTx(ctx, fn)
@@ -200,28 +196,43 @@ func (s *Store) conn(ctx context.Context) (*sqlx.Conn, error) {
 	return conn, err
 }
 
-func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx, now time.Time) error) error {
+func (s *Store) tryTx(ctx context.Context, fn func(tx *Tx, now time.Time) error) error {
 	conn, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	sqlTx, err := conn.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return err
 	}
+	tx := &Tx{Tx: sqlTx, conn: conn}
 	defer tx.Rollback()
-	defer s.outbox.Delete(tx)
 	if err := fn(tx, s.Now()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if events, ok := s.outbox.LoadAndDelete(tx); ok {
-		publish(ctx, conn, *events.(*[]Event))
+	if len(tx.events) > 0 {
+		publish(ctx, conn, tx.events)
 	}
 	return nil
+}
+
+// Tx is a transaction of tryTx: database/sql's, for sqlx's Get, Select and Exec, on
+// the pooled connection whose pgx interface its hot statements use (queryRows,
+// queryRow), with the events to publish once it commits.
+type Tx struct {
+	*sqlx.Tx
+	conn   *sqlx.Conn
+	events []Event // only the transaction's goroutine appends
+}
+
+// withConn runs fn with the pgx connection the transaction is open on; fn's statements
+// are part of it.
+func (tx *Tx) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
+	return rawConn(tx.conn, fn)
 }
 
 // retryable reports a deadlock or serialization failure.

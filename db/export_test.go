@@ -6,13 +6,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jmoiron/sqlx"
 )
 
 // PublishInTxForTest runs a transaction of the Store's that records e to publish on
 // commit, then returns fail (nil commits, an error rolls back).
 func (s *Store) PublishInTxForTest(ctx context.Context, e Event, fail error) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	return s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		s.publishOnCommit(tx, e)
 		return fail
 	})
@@ -20,6 +19,12 @@ func (s *Store) PublishInTxForTest(ctx context.Context, e Event, fail error) err
 
 // ScanUTCForTest is what db.Open runs on each new connection.
 var ScanUTCForTest = scanUTC
+
+// MemberRowForTest runs query, which selects memberColumns, on conn as the reads
+// and transactions of the Store run a statement of one row.
+func MemberRowForTest(ctx context.Context, conn *pgx.Conn, query string) (*Member, error) {
+	return getRow[Member](ctx, conn, query)
+}
 
 // ScanRowForTest runs query, which returns one row, on conn and scans the row into dst
 // as a request's reads do; binary reports whether it was scanned from the binary

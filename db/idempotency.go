@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // idempotencyKey is a validated client key with the hash of the request it came with.
@@ -37,7 +35,7 @@ func newIdempotencyKey(key *string, field []string, operation string, input any)
 // first call's response into out and returns true when the key was used within
 // IdempotencyTTL with the same request; it returns CodeInvalidInput when the key was
 // used with a different request, and false when the key is new or stale.
-func (k *idempotencyKey) replay(ctx context.Context, tx *sqlx.Tx, viewer int64, now time.Time, out any) (bool, error) {
+func (k *idempotencyKey) replay(ctx context.Context, tx *Tx, viewer int64, now time.Time, out any) (bool, error) {
 	if k == nil {
 		return false, nil
 	}
@@ -63,7 +61,7 @@ SELECT request_hash, response FROM idempotency_keys
 }
 
 // save records the response of the call that used the key, in the call's transaction.
-func (k *idempotencyKey) save(ctx context.Context, tx *sqlx.Tx, viewer int64, now time.Time, response any) error {
+func (k *idempotencyKey) save(ctx context.Context, tx *Tx, viewer int64, now time.Time, response any) error {
 	if k == nil {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 func (s *Store) InvitationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Invitation, error) {
 	now := s.Now()
 	in1, ids1 := oneOf(ids)
-	rows, err := readRows[Invitation](ctx, s, nil, `
+	rows, err := queryRows[Invitation](ctx, s, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
 	if err != nil {
@@ -32,7 +32,7 @@ SELECT `+invitationColumns+` FROM invitations
 // NotificationsByID returns viewer's notifications with these ids, keyed by id, in one
 // statement; the ones Notification would not return are absent.
 func (s *Store) NotificationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Notification, error) {
-	rows, err := readRows[Notification](ctx, s, nil, rebound(
+	rows, err := queryRows[Notification](ctx, s, nil, rebound(
 		`SELECT `+prefixed("n", notificationColumns)+` FROM notifications n WHERE n.id = ANY(?) AND n.member_id = ? AND `+visibleNotification),
 		ids, viewer, s.Now().Add(-s.limits.TTL))
 	if err != nil {

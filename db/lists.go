@@ -318,7 +318,7 @@ func keysetPage[T any, P row[T]](ctx context.Context, s *Store, k keyset[T], q *
 			return append(dst, &n0)
 		}
 	}
-	rows, err := readRows[T, P](ctx, s, extra, rebound(query), args...)
+	rows, err := queryRows[T, P](ctx, s, extra, rebound(query), args...)
 	if err != nil {
 		return nil, translate(err)
 	}

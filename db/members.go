@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 const memberColumns = `id, handle, name, headline, plan, connection_count, created_at`
@@ -15,11 +13,7 @@ const memberColumns = `id, handle, name, headline, plan, connection_count, creat
 // it waits for a pooled connection only briefly: an exhausted pool answers
 // CodeServiceBusy at once rather than when the client gives up.
 func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, error) {
-	var m *Member
-	err := s.read(ctx, func(q querier) (err error) {
-		m, err = getRow[Member](ctx, q, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
-		return err
-	})
+	m, err := queryRow[Member](ctx, s, `SELECT `+memberColumns+` FROM members WHERE handle = $1`, strings.ToLower(strings.TrimSpace(handle)))
 	return m, translate(err)
 }
 
@@ -27,7 +21,7 @@ func (s *Store) MemberByHandle(ctx context.Context, handle string) (*Member, err
 // member are left out.
 func (s *Store) MembersByID(ctx context.Context, ids []int64) ([]*Member, error) {
 	in1, ids1 := oneOf(ids)
-	ms, err := readRows[Member](ctx, s, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
+	ms, err := queryRows[Member](ctx, s, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in1, ids1)
 	return ms, translate(err)
 }
 
@@ -85,17 +79,17 @@ SELECT m.id,
 // lockMembers locks the members' rows in ascending id order (the first step of the
 // global lock order) and returns them keyed by id; missing ids are absent from the map.
 // FOR NO KEY UPDATE leaves foreign-key checks of concurrent inserts unblocked.
-func lockMembers(ctx context.Context, tx *sqlx.Tx, ids ...int64) (map[int64]*Member, error) {
+func lockMembers(ctx context.Context, tx *Tx, ids ...int64) (map[int64]*Member, error) {
 	// Two ids, as most callers have, are spelled out, as oneOf spells out one:
 	// PostgreSQL plans "id = ANY($1)" for each short array (its generic plan assumes a
 	// longer one), and the planning cost more than the lock (TestStatementsArePlannedOnce).
 	var ms []*Member
 	var err error
 	if len(ids) == 2 {
-		ms, err = selectRows[Member](ctx, txQuerier{tx}, nil, lockMemberPairQuery, ids[0], ids[1])
+		ms, err = queryRows[Member](ctx, tx, nil, lockMemberPairQuery, ids[0], ids[1])
 	} else {
 		in, arg := oneOf(ids)
-		ms, err = selectRows[Member](ctx, txQuerier{tx}, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in+` ORDER BY id FOR NO KEY UPDATE`, arg)
+		ms, err = queryRows[Member](ctx, tx, nil, `SELECT `+memberColumns+` FROM members WHERE id `+in+` ORDER BY id FOR NO KEY UPDATE`, arg)
 	}
 	if err != nil {
 		return nil, err
@@ -117,7 +111,7 @@ func pair(a, b int64) (int64, int64) {
 	return b, a
 }
 
-func connected(ctx context.Context, tx *sqlx.Tx, a, b int64) (bool, error) {
+func connected(ctx context.Context, tx *Tx, a, b int64) (bool, error) {
 	lo, hi := pair(a, b)
 	var ok bool
 	err := tx.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM connections WHERE member_a = $1 AND member_b = $2)`, lo, hi)
@@ -126,7 +120,7 @@ func connected(ctx context.Context, tx *sqlx.Tx, a, b int64) (bool, error) {
 
 // connect connects a and b, whose rows the caller has locked, unless they already
 // are. It does not check the connection cap.
-func connect(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) error {
+func connect(ctx context.Context, tx *Tx, a, b int64, now time.Time) error {
 	lo, hi := pair(a, b)
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO connections (member_a, member_b, since) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, lo, hi, now)
@@ -145,7 +139,7 @@ func connect(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) error 
 // the viewer.
 func (s *Store) RemoveConnection(ctx context.Context, viewer, member int64) (bool, error) {
 	var removed bool
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		ms, err := lockMembers(ctx, tx, viewer, member)
 		if err != nil {
 			return err

@@ -46,7 +46,7 @@ const notificationColumns = `id, member_id, kind, invitation_id, created_at, rea
 
 // notify records a notification for member in tx, and the event that subscriptions
 // receive once tx commits.
-func (s *Store) notify(ctx context.Context, tx *sqlx.Tx, kind string, member, invitation int64, now time.Time) error {
+func (s *Store) notify(ctx context.Context, tx *Tx, kind string, member, invitation int64, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `
 INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (invitation_id, kind) DO NOTHING`, member, kind, invitation, now)
@@ -58,10 +58,8 @@ ON CONFLICT (invitation_id, kind) DO NOTHING`, member, kind, invitation, now)
 
 // publishOnCommit records an event of tx, a transaction of tryTx, to publish once it
 // commits; nothing is published if it rolls back.
-func (s *Store) publishOnCommit(tx *sqlx.Tx, e Event) {
-	events, _ := s.outbox.LoadOrStore(tx, &[]Event{})
-	p := events.(*[]Event) // only tx's goroutine appends
-	*p = append(*p, e)
+func (s *Store) publishOnCommit(tx *Tx, e Event) {
+	tx.events = append(tx.events, e)
 }
 
 // publish sends the events of a transaction that committed, with NOTIFY, on its
@@ -165,7 +163,7 @@ func (s *Store) MarkNotificationsRead(ctx context.Context, viewer int64, ids []i
 		return 0, refuse(CodeTooManySelected, []string{"input", "ids"}, "mark at most %d notifications per call", MaxSelected)
 	}
 	var n int64
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		var res sql.Result
 		var err error
 		if ids == nil {

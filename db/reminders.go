@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // ReminderDelays are when the reminders of a pending invitation fall due, after it
@@ -29,7 +27,7 @@ func reminderDue(sentAt time.Time, i int) time.Time {
 // cancelReminders cancels the reminders not yet sent of invitations that stopped
 // being pending (withdrawn, accepted, ignored), in the transaction that changed them,
 // after their rows were locked (the global lock order: invitations, then their rows).
-func cancelReminders(ctx context.Context, tx *sqlx.Tx, now time.Time, ids ...int64) error {
+func cancelReminders(ctx context.Context, tx *Tx, now time.Time, ids ...int64) error {
 	in, arg := oneOf(ids)
 	_, err := tx.ExecContext(ctx, cancelRemindersSQL(in), arg, now)
 	return err

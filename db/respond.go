@@ -46,7 +46,7 @@ SELECT `+invitationColumns+` FROM invitations
 // CodeConnectionLimit (either member would pass the connection cap).
 func (s *Store) AcceptInvitation(ctx context.Context, viewer, id int64) (*Invitation, error) {
 	var out *Invitation
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		var senderID int64
 		err := tx.GetContext(ctx, &senderID, `SELECT sender_id FROM invitations WHERE id = $1 AND recipient_id = $2`, id, viewer)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -77,7 +77,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, viewer, id int64) (*Invita
 
 // lockReceived locks the invitation viewer received and returns it as the recipient
 // sees it; CodeNotFound when they may not see it.
-func (s *Store) lockReceived(ctx context.Context, tx *sqlx.Tx, viewer, id int64, now time.Time) (*Invitation, error) {
+func (s *Store) lockReceived(ctx context.Context, tx *Tx, viewer, id int64, now time.Time) (*Invitation, error) {
 	var inv Invitation
 	err := tx.GetContext(ctx, &inv, `
 SELECT `+invitationColumns+` FROM invitations WHERE id = $1 AND recipient_id = $2 FOR UPDATE`, id, viewer)
@@ -95,7 +95,7 @@ SELECT `+invitationColumns+` FROM invitations WHERE id = $1 AND recipient_id = $
 
 // accept marks a live invitation, locked with both members, accepted and connects the
 // two members. Errors: CodeConnectionLimit.
-func (s *Store) accept(ctx context.Context, tx *sqlx.Tx, inv *Invitation, now time.Time) error {
+func (s *Store) accept(ctx context.Context, tx *Tx, inv *Invitation, now time.Time) error {
 	var full int
 	err := tx.GetContext(ctx, &full, `
 SELECT count(*) FROM members WHERE id IN ($1, $2) AND connection_count >= $3`,
@@ -127,7 +127,7 @@ RETURNING `+invitationColumns, inv.ID, now)
 // succeeds. Errors: CodeNotFound (as AcceptInvitation), CodeNotPending (accepted).
 func (s *Store) IgnoreInvitation(ctx context.Context, viewer, id int64) (*Invitation, error) {
 	var out *Invitation
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		inv, err := s.lockReceived(ctx, tx, viewer, id, now)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -33,67 +32,37 @@ func (n *Notification) fields(dst []any) []any {
 	return append(dst, &n.ID, &n.MemberID, &n.Kind, &n.InvitationID, &n.CreatedAt, &n.ReadAt)
 }
 
-// rows are a statement's result rows, as pgx.Rows and database/sql's (sqlRows) give them.
-type rows interface {
-	Next() bool
-	Scan(dst ...any) error
-	Err() error
-	Close()
-}
-
-// querier runs statements for selectRows and getRow: a pooled connection through
-// pgx's own interface (Store.read), or a transaction (txQuerier).
-type querier interface {
-	query(ctx context.Context, query string, args ...any) (rows, error)
-}
-
-// pgxQuerier runs statements through pgx's own interface: binary results scanned
-// straight into the row's fields, without database/sql's conversions through
-// driver.Value and the interface each of them is boxed in.
-type pgxQuerier struct{ conn *pgx.Conn }
-
-func (q pgxQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
-	return q.conn.Query(ctx, query, args...)
-}
-
-// txQuerier runs statements in a database/sql transaction.
-type txQuerier struct{ tx *sqlx.Tx }
-
-func (q txQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
-	r, err := q.tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return sqlRows{r}, nil
-}
-
-type sqlRows struct{ *sql.Rows }
-
-func (r sqlRows) Close() { r.Rows.Close() }
-
 // read runs fn on a pooled connection (waiting at most poolWait for one), with
 // pgx's own interface: the reads of every request (the viewer, lists, loaders) run
 // there.
-func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
+func (s *Store) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	conn, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	return rawConn(conn, fn)
+}
+
+// rawConn runs fn with the pgx connection under conn: binary results scanned straight
+// into the row's fields (binaryScan), without database/sql's conversions through
+// driver.Value and the interface each of them is boxed in. conn may have a transaction
+// open (Tx.raw); the statements fn runs are then part of it.
+func rawConn(conn *sqlx.Conn, fn func(c *pgx.Conn) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("the pool's driver connection is a %T, not pgx's", dc)
 		}
-		return fn(pgxQuerier{c.Conn()})
+		return fn(c.Conn())
 	})
 }
 
 // selectRows runs query and scans every row into a new T; the query selects T's
 // columns, in order, then extra columns, scanned into the destinations extra appends
 // for the row (nil: none).
-func selectRows[T any, P row[T]](ctx context.Context, q querier, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
-	rows, err := q.query(ctx, query, args...)
+func selectRows[T any, P row[T]](ctx context.Context, c *pgx.Conn, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
+	rows, err := c.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -129,19 +98,40 @@ func (s *slab[T]) next() *T {
 	return &s.chunk[len(s.chunk)-1]
 }
 
-// readRows is selectRows on a pooled connection (Store.read).
-func readRows[T any, P row[T]](ctx context.Context, s *Store, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
+// connection is where queryRows and queryRow run their statement: a pooled
+// connection (Store) or a transaction's (Tx), through pgx's own interface.
+type connection interface {
+	withConn(ctx context.Context, fn func(c *pgx.Conn) error) error
+}
+
+// withConn is Store.read.
+func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
+	return s.read(ctx, fn)
+}
+
+// queryRows is selectRows on conn.
+func queryRows[T any, P row[T]](ctx context.Context, conn connection, extra func(row *T, dst []any) []any, query string, args ...any) ([]*T, error) {
 	var out []*T
-	err := s.read(ctx, func(q querier) (err error) {
-		out, err = selectRows[T, P](ctx, q, extra, query, args...)
+	err := conn.withConn(ctx, func(c *pgx.Conn) (err error) {
+		out, err = selectRows[T, P](ctx, c, extra, query, args...)
+		return err
+	})
+	return out, err
+}
+
+// queryRow is getRow on conn.
+func queryRow[T any, P row[T]](ctx context.Context, conn connection, query string, args ...any) (*T, error) {
+	var out *T
+	err := conn.withConn(ctx, func(c *pgx.Conn) (err error) {
+		out, err = getRow[T, P](ctx, c, query, args...)
 		return err
 	})
 	return out, err
 }
 
 // getRow runs query and scans its first row into a new T; nil when there is none.
-func getRow[T any, P row[T]](ctx context.Context, q querier, query string, args ...any) (*T, error) {
-	rows, err := q.query(ctx, query, args...)
+func getRow[T any, P row[T]](ctx context.Context, c *pgx.Conn, query string, args ...any) (*T, error) {
+	rows, err := c.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +142,12 @@ func getRow[T any, P row[T]](ctx context.Context, q querier, query string, args 
 	item := new(T)
 	var scan binaryScan
 	if _, err := scan.scan(rows, P(item).fields(nil)); err != nil {
+		return nil, err
+	}
+	// The statement may still fail after its first row: a data-modifying WITH or an
+	// AFTER trigger (the rollups') runs once the rows are out.
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return item, nil

@@ -6,8 +6,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // SendInput is what a member sends.
@@ -70,7 +68,7 @@ func (s *Store) SendInvitation(ctx context.Context, sender int64, in SendInput) 
 		return nil, err
 	}
 	var res *SendResult
-	err = s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err = s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		var err error
 		res, err = s.send(ctx, tx, now, sender, in.RecipientID, msg, in.Source, key)
 		return err
@@ -78,7 +76,7 @@ func (s *Store) SendInvitation(ctx context.Context, sender int64, in SendInput) 
 	return res, err
 }
 
-func (s *Store) send(ctx context.Context, tx *sqlx.Tx, now time.Time, sender, recipient int64, msg *string, source string, key *idempotencyKey) (*SendResult, error) {
+func (s *Store) send(ctx context.Context, tx *Tx, now time.Time, sender, recipient int64, msg *string, source string, key *idempotencyKey) (*SendResult, error) {
 	ms, err := lockMembers(ctx, tx, sender, recipient)
 	if err != nil {
 		return nil, err
@@ -158,16 +156,19 @@ type sendFacts struct {
 // (a send, an answer, a withdrawal, a connection removed) first locks the sender's or
 // the recipient's row, which this transaction holds; the sweep expires only what the
 // counts already leave out. So they hold until the transaction ends.
-func (s *Store) sendFacts(ctx context.Context, tx *sqlx.Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
+func (s *Store) sendFacts(ctx context.Context, tx *Tx, from *Member, recipient int64, now time.Time) (*sendFacts, error) {
 	// Generic plans from here on, for the quota statement; the later statements already
 	// used theirs.
 	if err := forceGenericPlans(ctx, tx); err != nil {
 		return nil, err
 	}
 	lo, hi := pair(from.ID, recipient)
-	f := &sendFacts{}
-	err := tx.GetContext(ctx, f, sendFactsQuery, append(s.quotaArgs(from.ID, now), lo, hi, recipient)...)
-	return f, err
+	return queryRow[sendFacts](ctx, tx, sendFactsQuery, append(s.quotaArgs(from.ID, now), lo, hi, recipient)...)
+}
+
+// fields appends f's fields, in sendFactsQuery's column order, to dst.
+func (f *sendFacts) fields(dst []any) []any {
+	return append(f.quotaRow.fields(dst), &f.Connected, &f.LastWithdrawn)
 }
 
 // sendFactsQuery is quotaSQL with the pair's connection ($6 < $7) and the sender's last
@@ -180,9 +181,8 @@ var sendFactsQuery = quotaSQL(`,
 // insertInvitation writes, in one statement, a new pending invitation, its two
 // reminders (the outbox the reminder worker reads) and the recipient's notification,
 // whose event subscriptions receive once the transaction commits.
-func (s *Store) insertInvitation(ctx context.Context, tx *sqlx.Tx, sender, recipient int64, msg *string, source string, now time.Time) (*Invitation, error) {
-	inv := &Invitation{}
-	err := tx.GetContext(ctx, inv, `
+func (s *Store) insertInvitation(ctx context.Context, tx *Tx, sender, recipient int64, msg *string, source string, now time.Time) (*Invitation, error) {
+	inv, err := queryRow[Invitation](ctx, tx, `
 WITH inv AS (
   INSERT INTO invitations (sender_id, recipient_id, message, source, status, sent_at)
   VALUES ($1, $2, $3, $4, 'PENDING', $5)
@@ -207,10 +207,9 @@ SELECT * FROM inv`,
 // sweep may not have reached them; they would block the pair in the unique index), then
 // locks and returns the pair's live invitation in either direction, or nil, in one
 // statement (the SELECT, on the statement's snapshot, leaves out what the UPDATE expires).
-func (s *Store) livePairInvitation(ctx context.Context, tx *sqlx.Tx, a, b int64, now time.Time) (*Invitation, error) {
+func (s *Store) livePairInvitation(ctx context.Context, tx *Tx, a, b int64, now time.Time) (*Invitation, error) {
 	lo, hi := pair(a, b)
-	var invs []*Invitation
-	err := tx.SelectContext(ctx, &invs, `
+	invs, err := queryRows[Invitation](ctx, tx, nil, `
 WITH expired AS (
   UPDATE invitations SET status = 'EXPIRED'
    WHERE LEAST(sender_id, recipient_id) = $1 AND GREATEST(sender_id, recipient_id) = $2
@@ -227,7 +226,7 @@ SELECT `+invitationColumns+` FROM invitations
 
 // checkSendLimits applies the cooldown, the pending cap, the weekly cap and the note
 // quota, as read in f, to a new invitation from sender (whose row is locked).
-func (s *Store) checkSendLimits(ctx context.Context, tx *sqlx.Tx, from *Member, f *sendFacts, withNote bool, now time.Time) error {
+func (s *Store) checkSendLimits(ctx context.Context, tx *Tx, from *Member, f *sendFacts, withNote bool, now time.Time) error {
 	if f.LastWithdrawn != nil && now.Before(f.LastWithdrawn.Add(s.limits.Cooldown)) {
 		return refuseUntil(CodeCooldown, f.LastWithdrawn.Add(s.limits.Cooldown), fieldRecipient,
 			"you withdrew an invitation to this member recently; you can invite them again later")
@@ -248,7 +247,7 @@ func (s *Store) checkSendLimits(ctx context.Context, tx *sqlx.Tx, from *Member, 
 
 // pendingLimitError says when the oldest pending invitation expires, the latest time
 // a slot frees up on its own.
-func (s *Store) pendingLimitError(ctx context.Context, tx *sqlx.Tx, sender int64, now time.Time) error {
+func (s *Store) pendingLimitError(ctx context.Context, tx *Tx, sender int64, now time.Time) error {
 	var oldest time.Time
 	err := tx.GetContext(ctx, &oldest, `
 SELECT min(sent_at) FROM invitations
@@ -262,7 +261,7 @@ SELECT min(sent_at) FROM invitations
 
 // weeklyLimitError says when enough counted sends leave the window for one more send:
 // the send at position used-limit (oldest first) leaves at its sent_at + 7 days.
-func (s *Store) weeklyLimitError(ctx context.Context, tx *sqlx.Tx, sender int64, q *Quota, now time.Time) error {
+func (s *Store) weeklyLimitError(ctx context.Context, tx *Tx, sender int64, q *Quota, now time.Time) error {
 	var at time.Time
 	err := tx.GetContext(ctx, &at, `
 SELECT sent_at FROM invitations

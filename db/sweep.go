@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // SweepLockKey is the key of the transaction-scoped advisory lock that lets one
@@ -48,7 +46,7 @@ func (s *Store) SweepExpired(ctx context.Context, batch int) (int, error) {
 		return 0, errors.New("sweep: batch must be at least 1")
 	}
 	var n int
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		n = 0
 		var locked bool
 		if err := tx.GetContext(ctx, &locked, `SELECT pg_try_advisory_xact_lock($1)`, SweepLockKey); err != nil || !locked {

@@ -3,8 +3,6 @@ package db
 import (
 	"context"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Withdraw outcomes for one selected id.
@@ -56,7 +54,7 @@ func (s *Store) WithdrawSelected(ctx context.Context, viewer int64, in WithdrawI
 		return nil, err
 	}
 	var results []WithdrawResult
-	err = s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err = s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		if _, err := lockMembers(ctx, tx, viewer); err != nil {
 			return err
 		}
@@ -78,7 +76,7 @@ func (s *Store) WithdrawSelected(ctx context.Context, viewer int64, in WithdrawI
 }
 
 // withdraw does WithdrawSelected's work inside its transaction.
-func (s *Store) withdraw(ctx context.Context, tx *sqlx.Tx, viewer int64, in WithdrawInput, now time.Time) ([]WithdrawResult, error) {
+func (s *Store) withdraw(ctx context.Context, tx *Tx, viewer int64, in WithdrawInput, now time.Time) ([]WithdrawResult, error) {
 	var ids []int64
 	for i, id := range in.IDs {
 		if in.Found[i] {
@@ -86,7 +84,7 @@ func (s *Store) withdraw(ctx context.Context, tx *sqlx.Tx, viewer int64, in With
 		}
 	}
 	in1, ids1 := oneOf(ids)
-	rows, err := selectRows[Invitation](ctx, txQuerier{tx}, nil, `
+	rows, err := queryRows[Invitation](ctx, tx, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id `+in1+` AND sender_id = $2
  ORDER BY id
@@ -107,7 +105,7 @@ SELECT `+invitationColumns+` FROM invitations
 		// One statement withdraws them and cancels their reminders (after the rows were
 		// locked above: the lock order of cancelReminders).
 		in1, ids1 := oneOf(withdrawable)
-		done, err := selectRows[Invitation](ctx, txQuerier{tx}, nil, `
+		done, err := queryRows[Invitation](ctx, tx, nil, `
 WITH done AS (
   UPDATE invitations SET status = 'WITHDRAWN', withdrawn_at = $2
    WHERE id `+in1+`
@@ -142,7 +140,7 @@ SELECT * FROM done`, ids1, now)
 }
 
 // attachInvitations loads the invitations of replayed results as they are now.
-func (s *Store) attachInvitations(ctx context.Context, tx *sqlx.Tx, viewer int64, results []WithdrawResult, now time.Time) ([]WithdrawResult, error) {
+func (s *Store) attachInvitations(ctx context.Context, tx *Tx, viewer int64, results []WithdrawResult, now time.Time) ([]WithdrawResult, error) {
 	for i := range results {
 		if results[i].Outcome == OutcomeNotFound {
 			continue
@@ -204,7 +202,7 @@ func (s *Store) WithdrawOlderThan(ctx context.Context, viewer int64, days int, d
 		return nil, refuse(CodeTooManySelected, []string{"input", "limit"}, "limit must be at most %d", MaxSelected)
 	}
 	var results []WithdrawResult
-	err := s.inTx(ctx, func(tx *sqlx.Tx, now time.Time) error {
+	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
 		if _, err := lockMembers(ctx, tx, viewer); err != nil {
 			return err
 		}
