@@ -204,6 +204,15 @@ SELECT recipient_id, 'INVITATION_RECEIVED', id, sent_at FROM sent`, n)
 			return request{fmt.Sprint("s", n), nodesQuery, map[string]any{"ids": ids("Invitation",
 				`SELECT i.id FROM invitations i JOIN members m ON m.id = i.sender_id WHERE m.handle = 's' || $1::int ORDER BY i.id`, n)}, n}
 		}},
+		// The results of a withdrawal, each with its invitation (a dry run, which changes
+		// nothing): viewer; begin, the member's lock, the ids, their invitations, commit;
+		// the invitations' members; the statuses. Its results are marshalled one
+		// goroutine each when they select the invitation, so that every item joins the
+		// loaders' batches (graph.marshalSliceInOrderUnless).
+		{"withdrawOlderThan(results)", 8, func(n int) request {
+			return request{fmt.Sprint("s", n), `mutation { withdrawOlderThan(input: {olderThanDays: 0, dryRun: true}) {
+				results { invitationId outcome invitation { ` + invitationFields + ` } } } }`, nil, n}
+		}},
 		// Every kind at once (n/3 of each, at most 99 ids): viewer; the invitations,
 		// notifications and members named by the ids; those members' statuses; then the
 		// invitations' members not loaded yet (the viewer, their recipient) and theirs.
@@ -265,9 +274,15 @@ func checkItems(t *testing.T, data map[string]any, n int) {
 	t.Helper()
 	for field, v := range data {
 		var items []any
-		if field == "nodes" {
+		switch field {
+		case "nodes":
 			items, _ = v.([]any)
-		} else {
+		case "withdrawOlderThan":
+			items, _ = get(v, "results").([]any)
+			for i, it := range items {
+				items[i] = get(it, "invitation")
+			}
+		default:
 			items, _ = get(v, "edges").([]any)
 			if get(v, "totalCount") != float64(n) {
 				t.Fatalf("%s: totalCount %v, want %d", field, get(v, "totalCount"), n)
@@ -278,7 +293,7 @@ func checkItems(t *testing.T, data map[string]any, n int) {
 		}
 		for i, it := range items {
 			node := it
-			if field != "nodes" {
+			if field != "nodes" && field != "withdrawOlderThan" {
 				node = get(it, "node")
 			}
 			m, _ := node.(map[string]any)

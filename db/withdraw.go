@@ -139,17 +139,35 @@ SELECT * FROM done`, ids1, now)
 	return results, nil
 }
 
-// attachInvitations loads the invitations of replayed results as they are now.
+// attachInvitations loads the invitations of results (a replay's, or a dry run's) as
+// they are now, in one statement.
 func (s *Store) attachInvitations(ctx context.Context, tx *Tx, viewer int64, results []WithdrawResult, now time.Time) ([]WithdrawResult, error) {
+	var ids []int64
+	for _, r := range results {
+		if r.Outcome != OutcomeNotFound {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return results, nil
+	}
+	in1, ids1 := oneOf(ids)
+	invs, err := queryRows[Invitation](ctx, tx, nil, `
+SELECT `+invitationColumns+` FROM invitations
+ WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]*Invitation, len(invs))
+	for _, inv := range invs {
+		if s.limits.view(inv, viewer, now) {
+			byID[inv.ID] = inv
+		}
+	}
 	for i := range results {
-		if results[i].Outcome == OutcomeNotFound {
-			continue
+		if results[i].Outcome != OutcomeNotFound {
+			results[i].Invitation = byID[results[i].ID]
 		}
-		inv, err := s.invitation(ctx, tx, viewer, results[i].ID, now)
-		if err != nil {
-			return nil, err
-		}
-		results[i].Invitation = inv
 	}
 	return results, nil
 }

@@ -10981,7 +10981,7 @@ func (ec *executionContext) marshalNWithdrawOutcome2invitationsᚋgraphᚋmodel�
 }
 
 func (ec *executionContext) marshalNWithdrawResult2ᚕᚖinvitationsᚋgraphᚋmodelᚐWithdrawResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WithdrawResult) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSliceInOrderUnless(ctx, sel, []string{"invitation"}, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNWithdrawResult2ᚖinvitationsᚋgraphᚋmodelᚐWithdrawResult(ctx, sel, v[i])

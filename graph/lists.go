@@ -2,8 +2,10 @@ package graph
 
 import (
 	"context"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // marshalSliceInOrder marshals a list's items one after the other on the calling
@@ -41,4 +43,38 @@ func marshalItem(ctx context.Context, ret graphql.Array, i int, marshal func(con
 	}()
 	ret[i] = marshal(ctx, i)
 	return true
+}
+
+// marshalSliceInOrderUnless marshals a list's items in order (marshalSliceInOrder)
+// unless their selection names one of the fields waits, which may wait on a loader
+// batch: then one goroutine per item, as gqlgen does, so that every item's key joins
+// the batch before it is fetched. The generated executor calls it for the lists named
+// TYPE:FIELD,... in resolver.go's go:generate line (see internal/inorder).
+func marshalSliceInOrderUnless(ctx context.Context, sel ast.SelectionSet, waits []string, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
+	if selectsField(sel, waits) {
+		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
+	}
+	return marshalSliceInOrder(ctx, n, marshal)
+}
+
+// selectsField reports whether sel names one of the fields, directly or in a fragment,
+// whether or not a directive skips it.
+func selectsField(sel ast.SelectionSet, fields []string) bool {
+	for _, s := range sel {
+		switch s := s.(type) {
+		case *ast.Field:
+			if slices.Contains(fields, s.Name) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selectsField(s.SelectionSet, fields) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition == nil || selectsField(s.Definition.SelectionSet, fields) {
+				return true
+			}
+		}
+	}
+	return false
 }

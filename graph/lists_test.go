@@ -67,3 +67,50 @@ func TestMarshalSliceInOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestMarshalSliceInOrderUnless: a list is marshalled in order unless its items'
+// selection names a field that may wait, directly or in a fragment; then concurrently,
+// each item on its own goroutine.
+func TestMarshalSliceInOrderUnless(t *testing.T) {
+	field := func(name string) *ast.Field { return &ast.Field{Name: name, Alias: name} }
+	waits := []string{"invitation"}
+	cases := []struct {
+		name       string
+		sel        ast.SelectionSet
+		concurrent bool
+	}{
+		{"plain fields", ast.SelectionSet{field("invitationId"), field("outcome")}, false},
+		{"a field that waits", ast.SelectionSet{field("outcome"), field("invitation")}, true},
+		{"in an inline fragment", ast.SelectionSet{&ast.InlineFragment{SelectionSet: ast.SelectionSet{field("invitation")}}}, true},
+		{"in a named fragment", ast.SelectionSet{&ast.FragmentSpread{Name: "F",
+			Definition: &ast.FragmentDefinition{SelectionSet: ast.SelectionSet{field("invitation")}}}}, true},
+		{"a fragment without it", ast.SelectionSet{&ast.InlineFragment{SelectionSet: ast.SelectionSet{field("outcome")}}}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, graphql.DefaultRecover)
+			ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Alias: "results"}}})
+			// Item 0 waits until item 1 has started: only concurrent marshalling finishes
+			// it (the in-order one would wait forever, so it is not asked to).
+			started := make(chan struct{})
+			ret := marshalSliceInOrderUnless(ctx, c.sel, waits, 2, func(ctx context.Context, i int) graphql.Marshaler {
+				if c.concurrent {
+					if i == 1 {
+						close(started)
+					} else {
+						<-started
+					}
+				}
+				return graphql.MarshalString(graphql.GetFieldContext(ctx).Path().String())
+			})
+			var out bytes.Buffer
+			ret.MarshalGQL(&out)
+			if got, want := out.String(), `["results[0]","results[1]"]`; got != want {
+				t.Fatalf("marshalled %s, want %s", got, want)
+			}
+			if got := selectsField(c.sel, waits); got != c.concurrent {
+				t.Fatalf("selectsField = %v, want %v", got, c.concurrent)
+			}
+		})
+	}
+}

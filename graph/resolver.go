@@ -4,7 +4,7 @@
 package graph
 
 //go:generate go run github.com/99designs/gqlgen generate
-//go:generate go run ../internal/inorder generated.go InvitationEdge Invitation InvitationNoteStats InvitationSourceStats InvitationWeekStats UserError
+//go:generate go run ../internal/inorder generated.go InvitationEdge Invitation InvitationNoteStats InvitationSourceStats InvitationWeekStats UserError WithdrawResult:invitation
 //go:generate go run ../internal/leaffields generated.go Invitation.id Invitation.sentAt Invitation.message Member.id Member.name Member.headline InvitationEdge.cursor PageInfo.hasNextPage InvitationEdge.node Invitation.recipient InvitationConnection.edges InvitationConnection.pageInfo InvitationConnection.totalCount
 //go:generate go run ../internal/marshallers generated.go
 

@@ -10,10 +10,15 @@
 // on a dataloader batch (nodes, notifications, withdraw results) stay concurrent, as
 // their items must all join the batch before it is fetched.
 //
+// A list named TYPE:FIELD,... is marshalled in order unless its items' selection names
+// one of those fields, which may wait on a loader batch (graph.marshalSliceInOrderUnless
+// decides per request): withdrawal results are marshalled in order, unless the
+// client asks for each result's invitation, whose sender and recipient are loaded.
+//
 // It runs after gqlgen (graph/resolver.go's go:generate lines) and fails when a named
 // list is not found in the form it expects, so a gqlgen upgrade cannot silently undo it.
 //
-//	go run ./internal/inorder FILE TYPE...
+//	go run ./internal/inorder FILE TYPE[:FIELD,...]...
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 )
 
 // concurrent is the call gqlgen generates in a list's marshaller (worker limit 0,
@@ -29,6 +35,11 @@ const concurrent = "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func
 
 // inOrder is the replacement, defined in package graph (graph/lists.go).
 const inOrder = "marshalSliceInOrder(ctx, len(v), func("
+
+// inOrderUnless is the replacement for a list named with fields that may wait.
+func inOrderUnless(fields []string) string {
+	return fmt.Sprintf("marshalSliceInOrderUnless(ctx, sel, %#v, len(v), func(", fields)
+}
 
 func main() {
 	if len(os.Args) < 3 {
@@ -46,7 +57,12 @@ func rewrite(path string, types []string) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range types {
+	for _, arg := range types {
+		t, fields, unless := strings.Cut(arg, ":")
+		replacement := inOrder
+		if unless {
+			replacement = inOrderUnless(strings.Split(fields, ","))
+		}
 		// The marshaller of a non-null list of T: marshalN<T>2ᚕ…(ctx, sel, v []…) whose
 		// first statement calls MarshalSliceConcurrently.
 		re := regexp.MustCompile(`(?m)^func \(ec \*executionContext\) marshalN` + regexp.QuoteMeta(t) + `2ᚕ[^\n]*\{\n\tret := `)
@@ -56,12 +72,12 @@ func rewrite(path string, types []string) error {
 		}
 		rest := src[loc[1]:]
 		switch {
-		case bytes.HasPrefix(rest, []byte(inOrder)):
+		case bytes.HasPrefix(rest, []byte(replacement)):
 			continue // already rewritten
 		case !bytes.HasPrefix(rest, []byte(concurrent)):
 			return fmt.Errorf("%s: the list marshaller for %s does not start with %q", path, t, concurrent)
 		}
-		src = append(src[:loc[1]:loc[1]], append([]byte(inOrder), rest[len(concurrent):]...)...)
+		src = append(src[:loc[1]:loc[1]], append([]byte(replacement), rest[len(concurrent):]...)...)
 	}
 	return os.WriteFile(path, src, 0o644)
 }
