@@ -84,6 +84,30 @@ func BenchmarkWithdrawSelected(b *testing.B) {
 	})
 }
 
+// BenchmarkSendInvitation is case (c) in process: each request sends an invitation
+// without a note, from its own sender to a member never invited, in one transaction
+// (both members locked, the limits' counts, the pair's check, the invitation with its
+// reminders and notification, the rollup's row), and answers the invitation.
+//
+//	go test -run '^$' -bench SendInvitation -benchtime 2000x -benchmem .
+func BenchmarkSendInvitation(b *testing.B) {
+	store, h := benchHandler(b)
+	// Sender i (0 ≤ i < b.N) invites member N+i.
+	store.MustExec(`INSERT INTO members (handle, name, headline)
+		SELECT 'm' || g, 'Member ' || g, 'Engineer at Example ' || g FROM generate_series(0, 2 * $1 - 1) AS g`, b.N)
+	toks, bodies := make([]string, b.N), make([]string, b.N)
+	for i := range b.N {
+		toks[i] = benchToken(b, fmt.Sprintf("m%d", i))
+		bodies[i] = `{"query":"mutation Send($input: SendInvitationInput!) { sendInvitation(input: $input) { userErrors { code message field availableAt } invitation { id status sentAt } } }","variables":{"input":{"recipientId":"` +
+			string(db.AppendNodeID(nil, "Member", int64(b.N+i+1))) + `","source":"SEARCH"}}}`
+	}
+	benchLoop(b, func(i int) {
+		if out := benchServe(b, h, toks[i], bodies[i]); !strings.Contains(out, `"status":"PENDING"`) {
+			b.Fatalf("unexpected answer: %s", out)
+		}
+	})
+}
+
 // benchHandler is the server's whole handler (request log, rate limits off,
 // authentication, loaders, gqlgen) on a fresh test database.
 func benchHandler(b *testing.B) (*sqlx.DB, http.Handler) {
