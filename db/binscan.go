@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// binaryScan scans the rows of a request's reads (Store.read) straight from the binary
+// binaryScan scans the rows of a request's reads (Store.withConn) straight from the binary
 // values PostgreSQL sent, for the few column and field types the row structs use:
 // bigint and integer into int64 and int, text into string, timestamptz into time.Time
 // (UTC), boolean into bool, and pointers to those for nullable columns. pgx's Scan

@@ -12,7 +12,7 @@ import (
 // commit, then returns fail (nil commits, an error rolls back).
 func (s *Store) PublishInTxForTest(ctx context.Context, e Event, fail error) error {
 	return s.inTx(ctx, func(tx *Tx, now time.Time) error {
-		s.publishOnCommit(tx, e)
+		tx.publishOnCommit(e)
 		return fail
 	})
 }

@@ -51,14 +51,14 @@ func (s *Store) notify(ctx context.Context, tx *Tx, kind string, member, invitat
 INSERT INTO notifications (member_id, kind, invitation_id, created_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (invitation_id, kind) DO NOTHING`, member, kind, invitation, now)
 	if err == nil {
-		s.publishOnCommit(tx, Event{Kind: kind, MemberID: member, InvitationID: invitation})
+		tx.publishOnCommit(Event{Kind: kind, MemberID: member, InvitationID: invitation})
 	}
 	return err
 }
 
-// publishOnCommit records an event of tx, a transaction of tryTx, to publish once it
-// commits; nothing is published if it rolls back.
-func (s *Store) publishOnCommit(tx *Tx, e Event) {
+// publishOnCommit records an event of the transaction, to publish once it commits
+// (tryTx); nothing is published if it rolls back.
+func (tx *Tx) publishOnCommit(e Event) {
 	tx.events = append(tx.events, e)
 }
 

@@ -32,10 +32,10 @@ func (n *Notification) fields(dst []any) []any {
 	return append(dst, &n.ID, &n.MemberID, &n.Kind, &n.InvitationID, &n.CreatedAt, &n.ReadAt)
 }
 
-// read runs fn on a pooled connection (waiting at most poolWait for one), with
+// withConn runs fn on a pooled connection (waiting at most poolWait for one), with
 // pgx's own interface: the reads of every request (the viewer, lists, loaders) run
 // there.
-func (s *Store) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
+func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	conn, err := s.conn(ctx)
 	if err != nil {
 		return err
@@ -102,11 +102,6 @@ func (s *slab[T]) next() *T {
 // connection (Store) or a transaction's (Tx), through pgx's own interface.
 type connection interface {
 	withConn(ctx context.Context, fn func(c *pgx.Conn) error) error
-}
-
-// withConn is Store.read.
-func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	return s.read(ctx, fn)
 }
 
 // queryRows is selectRows on conn.

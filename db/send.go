@@ -199,7 +199,7 @@ SELECT * FROM inv`,
 	if err != nil {
 		return nil, err
 	}
-	s.publishOnCommit(tx, Event{Kind: KindInvitationReceived, MemberID: recipient, InvitationID: inv.ID})
+	tx.publishOnCommit(Event{Kind: KindInvitationReceived, MemberID: recipient, InvitationID: inv.ID})
 	return inv, nil
 }
 
