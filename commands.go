@@ -133,10 +133,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 	stopJobs := startJobs(ctx, store, cfg, logger) // expiry sweep and reminders (jobs.go)
 	defer stopJobs()
 	// One LISTEN connection for the subscriptions' events, stopped (closing every
-	// subscription, so SSE streams end) when shutdown begins. Serve only once it
-	// listens, so that a subscription made right after startup misses nothing.
+	// subscription) when the listener closes, after SHUTDOWN_DELAY: until then the
+	// server serves, and its subscribers get their events. Serve only once it listens,
+	// so that a subscription made right after startup misses nothing.
 	events := db.NewEvents(d.dsn, logger)
-	eventsCtx, stopEvents := context.WithCancel(ctx)
+	eventsCtx, stopEvents := context.WithCancel(context.WithoutCancel(ctx))
 	eventsDone := make(chan struct{})
 	go func() {
 		defer close(eventsDone)
@@ -167,6 +168,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, stdout io.Writ
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// When the listener closes, subscriptions end, and their WebSockets are closed.
+	srv.RegisterOnShutdown(stopEvents)
+	srv.RegisterOnShutdown(a.endStreams)
 	port := ln.Addr().(*net.TCPAddr).Port
 	fmt.Fprintf(stdout, "Invitations API listening on port %d\n  playground: http://localhost:%d/\n  endpoint:   http://localhost:%d/query\n", port, port, port)
 	if demo != "" {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -49,6 +50,10 @@ type app struct {
 	production bool
 	http       httpConfig // CORS origins, rate limits
 	metrics    *metrics   // set by handler; nil records nothing
+	// streamsCtx is the context of subscriptions over SSE and WebSocket, which
+	// endStreams cancels when shutdown begins (see streams). Both are set by handler.
+	streamsCtx context.Context
+	endStreams context.CancelFunc
 }
 
 // httpConfig configures the HTTP side (see loadHTTPConfig for the variables).
@@ -102,6 +107,7 @@ func (a *app) handler() http.Handler {
 		pool = a.store.DB().DB
 	}
 	a.metrics = newMetrics(pool)
+	a.streamsCtx, a.endStreams = context.WithCancel(context.Background())
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &graph.Resolver{Store: a.store, Logger: a.logger, Events: a.events, OnUserError: a.metrics.refusal},
 		Complexity: graph.Complexity(),
@@ -129,8 +135,9 @@ func (a *app) handler() http.Handler {
 	// No multipart or form transports: those are CORS "simple" requests that a
 	// cross-site form could use to run a mutation.
 	// GET and POST write a response of data alone without encoding it again (dataOnly).
+	// GET's refusals carry a code, as POST's do (codedGET, checkBody).
 	gql.AddTransport(transport.Options{})
-	gql.AddTransport(dataOnly{transport.GET{}})
+	gql.AddTransport(codedGET{dataOnly{transport.GET{}}, a.metrics})
 	gql.AddTransport(transport.SSE{})
 	gql.AddTransport(dataOnly{transport.POST{}})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -164,7 +171,7 @@ func (a *app) handler() http.Handler {
 				a.auth.Middleware(
 					limits.byViewer(
 						graph.LoaderMiddleware(a.store,
-							streamWithoutDeadlines(gql))))))))
+							a.streams(gql))))))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -247,14 +254,27 @@ func (s *statusRecorder) Flush() { http.NewResponseController(s.ResponseWriter).
 // underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// streamWithoutDeadlines lifts the server's read and write timeouts from SSE
-// subscriptions, which would otherwise be cut after WriteTimeout. The body is read
-// first, while the read timeout still applies. (WebSocket connections are hijacked,
-// which clears the deadlines.)
-func streamWithoutDeadlines(next http.Handler) http.Handler {
-	sse := transport.SSE{}
+// streams serves the long-lived requests, subscriptions over SSE and WebSocket.
+//
+// It lifts the server's read and write timeouts from SSE subscriptions, which would
+// otherwise be cut after WriteTimeout. The body is read first, while the read timeout
+// still applies. (WebSocket connections are hijacked, which clears the deadlines.)
+//
+// And it ends both when shutdown begins (endStreams, which run registers with
+// http.Server.RegisterOnShutdown). Their subscriptions end when the events listener
+// stops, which ends an SSE response; but a WebSocket's connection is hijacked, unseen
+// by Shutdown, and stayed open, silent, until the process exited. When the request's
+// context ends, gqlgen closes the socket with a close frame, so that clients reconnect
+// at once, to another replica.
+func (a *app) streams(next http.Handler) http.Handler {
+	sse, ws := transport.SSE{}, transport.Websocket{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sse.Supports(r) {
+		isSSE := sse.Supports(r)
+		if !isSSE && !ws.Supports(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if isSSE {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
 				status := http.StatusBadRequest
@@ -269,7 +289,10 @@ func streamWithoutDeadlines(next http.Handler) http.Handler {
 			rc.SetReadDeadline(time.Time{})
 			rc.SetWriteDeadline(time.Time{})
 		}
-		next.ServeHTTP(w, r)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(a.streamsCtx, cancel)()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -326,6 +349,66 @@ func checkBody(m *metrics, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// codedGET answers gqlgen's refusals of a GET request as checkBody answers POST's: a
+// GraphQL-shaped error with extensions.code BAD_USER_INPUT. gqlgen writes them without
+// a code: 406 for a mutation or subscription, 400 for a query string, variables or
+// extensions it cannot decode. A mutation gets 405 and "Allow: POST" instead of 406,
+// as the GraphQL-over-HTTP specification asks. Errors that carry a code already (a
+// query that does not parse, with Accept: application/graphql-response+json) pass.
+type codedGET struct {
+	graphql.Transport
+	m *metrics
+}
+
+func (t codedGET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	rw := &refusalWriter{ResponseWriter: w}
+	t.Transport.Do(rw, r, exec)
+	if rw.status == 0 {
+		return
+	}
+	var resp struct {
+		Errors []struct {
+			Message    string         `json:"message"`
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	switch {
+	case json.Unmarshal(rw.body.Bytes(), &resp) != nil || len(resp.Errors) == 0 || resp.Errors[0].Extensions["code"] != nil:
+		w.WriteHeader(rw.status)
+		w.Write(rw.body.Bytes())
+	case rw.status == http.StatusNotAcceptable:
+		w.Header().Set("Allow", http.MethodPost)
+		refuseRequest(w, t.m, http.StatusMethodNotAllowed, "GET requests run queries only: send mutations and subscriptions by POST")
+	default:
+		refuseRequest(w, t.m, rw.status, resp.Errors[0].Message)
+	}
+}
+
+// refusalWriter holds back a 400 or 406 response and its body, and passes any other.
+type refusalWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *refusalWriter) WriteHeader(status int) {
+	if status == http.StatusBadRequest || status == http.StatusNotAcceptable {
+		w.status = status
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *refusalWriter) Write(b []byte) (int, error) {
+	if w.status != 0 {
+		return w.body.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // refuseRequest answers a request that never reached GraphQL, and counts it in m.
 func refuseRequest(w http.ResponseWriter, m *metrics, status int, message string) {

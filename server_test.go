@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -318,29 +319,67 @@ func TestHealthAndReadiness(t *testing.T) {
 	s.conn.MustExec(`UPDATE schema_migrations SET version = 1`)
 }
 
+// TestMutationsOverGETAreRefused: GET runs queries only. A mutation over GET is refused
+// with 405 and "Allow: POST" (GraphQL over HTTP) and runs nothing; it and the GET
+// transport's other refusals carry extensions.code, as POST's do.
 func TestMutationsOverGETAreRefused(t *testing.T) {
 	s := startServer(t, nil)
 	tok := s.member("ada")
 	s.member("bob")
 	bob := s.memberID(tok, "bob")
-	q := url.Values{"query": {`mutation { sendInvitation(input: {recipientId: "` + bob + `"}) { connected } }`}}
-	req, _ := http.NewRequest("GET", s.url+"/query?"+q.Encode(), nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	auth := map[string]string{"Authorization": "Bearer " + tok}
+	doGET := func(query string) (*http.Response, *response) {
+		t.Helper()
+		res, raw := httpDo(t, "GET", s.url+"/query?"+query, auth, nil)
+		r := &response{status: res.StatusCode, raw: string(raw)}
+		if err := json.Unmarshal(raw, r); err != nil {
+			t.Fatalf("GET ?%s: %d %s: %v", query, res.StatusCode, raw, err)
+		}
+		return res, r
 	}
-	res.Body.Close()
-	if res.StatusCode == 200 {
-		t.Fatalf("GET mutation answered 200")
+	mutation := `mutation M { sendInvitation(input: {recipientId: "` + bob + `"}) { connected } }`
+	for _, q := range []url.Values{
+		{"query": {mutation}},
+		{"query": {mutation + ` query Q { __typename }`}, "operationName": {"M"}},
+		{"query": {`subscription { invitationReceived { id } }`}},
+	} {
+		res, r := doGET(q.Encode())
+		if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "POST" || r.code() != "BAD_USER_INPUT" ||
+			!strings.Contains(r.Errors[0].Message, "POST") {
+			t.Errorf("%v: %d Allow %q %s", q, res.StatusCode, res.Header.Get("Allow"), r.raw)
+		}
+	}
+	// The query of a document that also holds a mutation runs.
+	q := url.Values{"query": {mutation + ` query Q { __typename }`}, "operationName": {"Q"}}
+	if res, r := doGET(q.Encode()); res.StatusCode != 200 || get(r.Data, "__typename") != "Query" {
+		t.Errorf("%v: %d %s", q, res.StatusCode, r.raw)
 	}
 	var n int
 	s.conn.Get(&n, `SELECT count(*) FROM invitations`)
 	if n != 0 {
 		t.Fatal("a GET request ran a mutation")
 	}
+	// What the GET transport cannot decode: 400 with a code, and the reason.
+	for query, reason := range map[string]string{
+		"query=%7B+__typename+%7D&variables=%7Bnot+json":    "variables",
+		"query=%7B+__typename+%7D&extensions=%5B1%2C":       "extensions",
+		"query=%7B+__typename+%7D&variables=%ZZ":            "escape",
+		"query=%7B+__typename+%7D&variables=%22a+string%22": "variables",
+	} {
+		res, r := doGET(query)
+		if res.StatusCode != http.StatusBadRequest || r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, reason) {
+			t.Errorf("?%s: %d %s", query, res.StatusCode, r.raw)
+		}
+	}
+	// Unchanged: a query runs, and one that does not parse keeps its own code.
+	if res, r := doGET("query=%7B+viewer+%7B+handle+%7D+%7D"); res.StatusCode != 200 || r.code() != "" || get(r.Data, "viewer.handle") != "ada" {
+		t.Errorf("GET query: %d %s", res.StatusCode, r.raw)
+	}
+	if res, r := doGET("query=%7B+viewer+%7B"); res.StatusCode == 200 && r.Data != nil || r.code() != "GRAPHQL_PARSE_FAILED" {
+		t.Errorf("GET unparsable query: %d %s", res.StatusCode, r.raw)
+	}
 	// Form posts (a CORS "simple" request a cross-site page could send) are not a transport.
-	res, err = http.PostForm(s.url+"/query", url.Values{"query": {`{ __typename }`}})
+	res, err := http.PostForm(s.url+"/query", url.Values{"query": {`{ __typename }`}})
 	if err != nil {
 		t.Fatal(err)
 	}

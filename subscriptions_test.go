@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -73,13 +74,22 @@ type subServer struct {
 	*server
 	logs       *subLogs
 	subscribed int // subscriptions started on it so far
+	// stop begins its shutdown (run's context ends) and returns what run returned.
+	stop func() error
 }
 
 // startServerOn is startServer on an existing database (dsn), so that several
 // servers, like replicas, share it.
 func startServerOn(t *testing.T, dsn string) *subServer {
 	t.Helper()
+	return startServerWith(t, dsn, nil)
+}
+
+// startServerWith is startServerOn with extra environment variables.
+func startServerWith(t *testing.T, dsn string, extra map[string]string) *subServer {
+	t.Helper()
 	env := map[string]string{"DATABASE_URL": dsn, "JWT_SECRET": testSecret, "PORT": "0", "LOG_LEVEL": "debug"}
+	maps.Copy(env, extra)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -100,15 +110,18 @@ func startServerOn(t *testing.T, dsn string) *subServer {
 		t.Fatalf("server did not start: %v\n%s", <-done, logs.buf.String())
 	}
 	go io.Copy(io.Discard, pr)
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("server exited: %v", err)
 		}
 	})
 	s := &server{t: t, url: url, out: &bytes.Buffer{}, conn: sqlx.MustOpen("pgx", dsn)}
 	t.Cleanup(func() { s.conn.Close() })
-	return &subServer{server: s, logs: logs}
+	return &subServer{server: s, logs: logs, stop: stop}
 }
 
 // subMessage is a graphql-transport-ws message.
@@ -508,6 +521,64 @@ func TestSubscriptionsOverSSE(t *testing.T) {
 	}
 }
 
+// TestSubscriptionsEndAtShutdown: subscribers get their events while the server still
+// serves (SHUTDOWN_DELAY, /readyz at 503); when the listener closes, an SSE stream gets
+// its "complete" event and a WebSocket a close frame, and run returns nil. (Events used
+// to stop as soon as shutdown began, and the WebSocket to stay open, silent, until the
+// process exited.)
+func TestSubscriptionsEndAtShutdown(t *testing.T) {
+	t.Parallel() // mostly waiting out SHUTDOWN_DELAY
+	s := startServerWith(t, dbtest.DSN(t), map[string]string{"SHUTDOWN_DELAY": "2s"})
+	ada, bob := s.member("ada"), s.member("bob")
+	bobID := s.memberID(ada, "bob")
+	ws := subConnect(t, s, bob)
+	ws.subscribe("1", subReceived)
+	next := subSSE(t, s, bob, subReceived)
+	s.logs.waitCount(t, `msg="subscription started"`, 2)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	for deadline := time.Now().Add(subWait); ; {
+		res, err := http.Get(s.url + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during SHUTDOWN_DELAY: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not answer 503 after shutdown began")
+		}
+	}
+	id := subSend(s, ada, bobID, "Sent while draining")
+	if got := get(ws.next("1"), "invitationReceived.id"); got != id {
+		t.Errorf("WebSocket: event for %v, want %s", got, id)
+	}
+	if event, data := next(); event != "next" || !strings.Contains(data, id) {
+		t.Errorf("SSE: %q %s, want the event for %s", event, data, id)
+	}
+
+	if event, data := next(); event != "complete" {
+		t.Errorf("SSE: %q %s, want complete", event, data)
+	}
+	for {
+		m, err := ws.read()
+		if err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				t.Errorf("the WebSocket ended with %v, want a close frame", err)
+			}
+			break
+		}
+		if m.Type != "complete" || m.ID != "1" {
+			t.Errorf("WebSocket: %+v before the close", m)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
 // An SSE stream outlives the server's read and write timeouts (a WebSocket, being
 // hijacked, does anyway).
 func TestSubscriptionsSSEOutlivesServerTimeouts(t *testing.T) {
@@ -526,8 +597,8 @@ func TestSubscriptionsSSEOutlivesServerTimeouts(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	})
-	a := &app{logger: newLogger(io.Discard, 0)}
-	srv := httptest.NewUnstartedServer(a.logRequests(streamWithoutDeadlines(stream)))
+	a := &app{logger: newLogger(io.Discard, 0), streamsCtx: context.Background()}
+	srv := httptest.NewUnstartedServer(a.logRequests(a.streams(stream)))
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = every, every
 	srv.Start()
 	defer srv.Close()
