@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,15 +67,20 @@ type httpConfig struct {
 	// TrustProxyHeaders takes the client address from the first X-Forwarded-For entry:
 	// only behind a proxy that sets that header itself, replacing what clients send.
 	TrustProxyHeaders bool
+	// KeepAlive is how often an idle subscription hears from the server (KEEPALIVE_INTERVAL):
+	// a ping over WebSocket, which a client must answer within twice this, and a comment
+	// line over SSE, so that proxies do not cut an idle stream as timed out.
+	KeepAlive time.Duration
 }
 
 // loadHTTPConfig reads CORS_ALLOWED_ORIGINS, RATE_LIMIT_VIEWER_RPS and _BURST,
-// RATE_LIMIT_ADDRESS_RPS and _BURST, and TRUST_PROXY_HEADERS. An invalid value is an
+// RATE_LIMIT_ADDRESS_RPS and _BURST, TRUST_PROXY_HEADERS and KEEPALIVE_INTERVAL. An invalid value is an
 // error naming the variable.
 func loadHTTPConfig(getenv func(string) string) (httpConfig, error) {
 	c := httpConfig{
 		ViewerRate:  rateConfig{RPS: 20, Burst: 40},
 		AddressRate: rateConfig{RPS: 50, Burst: 100},
+		KeepAlive:   10 * time.Second,
 	}
 	var err error
 	if c.CORSOrigins, err = parseOrigins(getenv("CORS_ALLOWED_ORIGINS")); err != nil {
@@ -90,6 +96,13 @@ func loadHTTPConfig(getenv func(string) string) (httpConfig, error) {
 		if c.TrustProxyHeaders, err = strconv.ParseBool(s); err != nil {
 			return c, fmt.Errorf("TRUST_PROXY_HEADERS must be true or false, got %q", s)
 		}
+	}
+	if s := getenv("KEEPALIVE_INTERVAL"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 10*time.Millisecond || d > 5*time.Minute {
+			return c, fmt.Errorf("KEEPALIVE_INTERVAL must be a duration from 10ms to 5m, got %q", s)
+		}
+		c.KeepAlive = d
 	}
 	return c, nil
 }
@@ -123,8 +136,8 @@ func (a *app) handler() http.Handler {
 		Implementation: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: websocketOriginPatterns(a.http.CORSOrigins)},
 		},
-		KeepAlivePingInterval: 10 * time.Second,
-		PingPongInterval:      10 * time.Second,
+		KeepAlivePingInterval: a.http.KeepAlive,
+		PingPongInterval:      a.http.KeepAlive,
 		InitTimeout:           10 * time.Second,
 		InitFunc:              a.auth.WebsocketInit,
 		CloseFunc:             graph.WebsocketClose,
@@ -138,7 +151,7 @@ func (a *app) handler() http.Handler {
 	// GET's refusals carry a code, as POST's do (codedGET, checkBody).
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(codedGET{dataOnly{transport.GET{}}, a.metrics})
-	gql.AddTransport(transport.SSE{})
+	gql.AddTransport(transport.SSE{KeepAlivePingInterval: a.http.KeepAlive})
 	gql.AddTransport(dataOnly{transport.POST{}})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(gqlMetrics{a.metrics}) // operations, durations, errors and userErrors by code (metrics.go)
@@ -288,6 +301,9 @@ func (a *app) streams(next http.Handler) http.Handler {
 			rc := http.NewResponseController(w)
 			rc.SetReadDeadline(time.Time{})
 			rc.SetWriteDeadline(time.Time{})
+			sw := &streamWriter{ResponseWriter: w}
+			defer sw.end()
+			w = sw
 		}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
@@ -295,6 +311,42 @@ func (a *app) streams(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// streamWriter drops what is written to an SSE response once its handler has returned.
+// gqlgen's keepalive ticks on a goroutine of its own, which can write the moment after
+// the stream ends (it stops at the context's end, which comes after), and net/http
+// must not be written to then: the response's buffer is back in a pool.
+type streamWriter struct {
+	http.ResponseWriter
+	mu    sync.Mutex
+	ended bool
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return 0, http.ErrHandlerTimeout
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *streamWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ended {
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+func (w *streamWriter) end() {
+	w.mu.Lock()
+	w.ended = true
+	w.mu.Unlock()
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // requestIDHandler adds the request id of the context to every log record.
 type requestIDHandler struct{ slog.Handler }

@@ -150,11 +150,11 @@ func TestRateLimitConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := cfg.HTTP
-	if h.ViewerRate != (rateConfig{20, 40}) || h.AddressRate != (rateConfig{50, 100}) || h.TrustProxyHeaders {
+	if h.ViewerRate != (rateConfig{20, 40}) || h.AddressRate != (rateConfig{50, 100}) || h.TrustProxyHeaders || h.KeepAlive != 10*time.Second {
 		t.Fatalf("defaults: %+v", h)
 	}
-	cfg, err = loadConfig(env("RATE_LIMIT_VIEWER_RPS", "0.5", "RATE_LIMIT_VIEWER_BURST", "5", "RATE_LIMIT_ADDRESS_RPS", "0", "TRUST_PROXY_HEADERS", "true"))
-	if err != nil || cfg.HTTP.ViewerRate != (rateConfig{0.5, 5}) || cfg.HTTP.AddressRate.RPS != 0 || !cfg.HTTP.TrustProxyHeaders {
+	cfg, err = loadConfig(env("RATE_LIMIT_VIEWER_RPS", "0.5", "RATE_LIMIT_VIEWER_BURST", "5", "RATE_LIMIT_ADDRESS_RPS", "0", "TRUST_PROXY_HEADERS", "true", "KEEPALIVE_INTERVAL", "25s"))
+	if err != nil || cfg.HTTP.ViewerRate != (rateConfig{0.5, 5}) || cfg.HTTP.AddressRate.RPS != 0 || !cfg.HTTP.TrustProxyHeaders || cfg.HTTP.KeepAlive != 25*time.Second {
 		t.Fatalf("%+v %v", cfg, err)
 	}
 	for _, bad := range [][2]string{
@@ -162,6 +162,7 @@ func TestRateLimitConfig(t *testing.T) {
 		{"RATE_LIMIT_VIEWER_BURST", "0"}, {"RATE_LIMIT_VIEWER_BURST", "1.5"},
 		{"RATE_LIMIT_ADDRESS_RPS", "1e9"}, {"RATE_LIMIT_ADDRESS_BURST", "-3"},
 		{"TRUST_PROXY_HEADERS", "maybe"},
+		{"KEEPALIVE_INTERVAL", "0"}, {"KEEPALIVE_INTERVAL", "10"}, {"KEEPALIVE_INTERVAL", "1h"}, {"KEEPALIVE_INTERVAL", "-5s"},
 	} {
 		if _, err := loadConfig(env(bad[0], bad[1])); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s=%s: %v", bad[0], bad[1], err)

@@ -579,6 +579,56 @@ func TestSubscriptionsEndAtShutdown(t *testing.T) {
 	}
 }
 
+// TestSubscriptionsSSEKeepAlive: an idle SSE stream gets a comment line every
+// KEEPALIVE_INTERVAL, so that proxies do not cut it as timed out.
+func TestSubscriptionsSSEKeepAlive(t *testing.T) {
+	s := startServerWith(t, dbtest.DSN(t), map[string]string{"KEEPALIVE_INTERVAL": "20ms"})
+	bob := s.member("bob")
+	ctx, cancel := context.WithTimeout(context.Background(), subWait)
+	defer cancel()
+	body, _ := json.Marshal(map[string]any{"query": subReceived})
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.url+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+bob)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	lines, pings := bufio.NewScanner(res.Body), 0
+	for pings < 3 && lines.Scan() {
+		switch line := lines.Text(); {
+		case line == ": ping":
+			pings++
+		case line != "" && line != ":":
+			t.Fatalf("idle stream: %q", line)
+		}
+	}
+	if pings < 3 {
+		t.Fatalf("%d keepalive comments, then %v", pings, lines.Err())
+	}
+}
+
+// A write to an SSE response after its handler returned (gqlgen's keepalive ticking
+// just then) does not reach net/http's writer.
+func TestStreamWriterDropsLateWrites(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := &streamWriter{ResponseWriter: rec}
+	if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	w.end()
+	if n, err := io.WriteString(w, ": ping\n\n"); n != 0 || err == nil {
+		t.Errorf("late write: %d %v", n, err)
+	}
+	w.Flush()
+	if rec.Body.String() != ": ping\n\n" || !rec.Flushed {
+		t.Errorf("%q flushed %v", rec.Body, rec.Flushed)
+	}
+}
+
 // An SSE stream outlives the server's read and write timeouts (a WebSocket, being
 // hijacked, does anyway).
 func TestSubscriptionsSSEOutlivesServerTimeouts(t *testing.T) {
