@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +143,10 @@ type pgbenchResult struct {
 	Transactions int
 	TPS          float64
 	pgCPU        time.Duration
+	// P50US and P99US are the latencies of a rate-limited run's transactions, from
+	// their start (without the wait behind a schedule pgbench fell behind), as wrk
+	// measures a request from its sending.
+	P50US, P99US int64
 }
 
 func (r *pgbenchResult) cpuPerTx() float64 {
@@ -156,24 +163,29 @@ var (
 
 // runPgbench runs script in prepared mode with conns clients for d, or for perClient
 // transactions of each client when perClient > 0 (a write script must not run a row of
-// bench_pg twice: the sequence would wrap around to rows already changed).
-func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script string, vars map[string]string, conns int, d time.Duration, perClient int) (*pgbenchResult, error) {
-	f, err := os.CreateTemp("", "bench-*.sql")
+// bench_pg twice: the sequence would wrap around to rows already changed). With rate >
+// 0, the clients start rate transactions a second in all, and the result has their
+// latencies.
+func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script string, vars map[string]string, conns int, d time.Duration, perClient int, rate float64) (*pgbenchResult, error) {
+	dir, err := os.MkdirTemp("", "bench-pgbench-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(script); err != nil {
+	defer os.RemoveAll(dir)
+	scriptFile := filepath.Join(dir, "script.sql")
+	if err := os.WriteFile(scriptFile, []byte(script), 0o644); err != nil {
 		return nil, err
 	}
-	f.Close()
 	host, port := c.pg.SocketDir(), c.pg.Port()
-	args := []string{"-n", "-M", "prepared", "-h", host, "-p", strconv.Itoa(port), "-U", "postgres", "-f", f.Name()}
+	args := []string{"-n", "-M", "prepared", "-h", host, "-p", strconv.Itoa(port), "-U", "postgres", "-f", scriptFile}
 	args = append(args, "-c"+strconv.Itoa(conns), "-j1")
 	if perClient > 0 {
 		args = append(args, "-t"+strconv.Itoa(perClient))
 	} else {
 		args = append(args, "-T"+strconv.Itoa(int(d.Seconds())))
+	}
+	if rate > 0 {
+		args = append(args, "--rate="+strconv.FormatFloat(rate, 'f', 1, 64), "--log", "--log-prefix="+filepath.Join(dir, "log"))
 	}
 	for k, v := range vars {
 		args = append(args, "-D", k+"="+v)
@@ -213,7 +225,53 @@ func runPgbench(ctx context.Context, m cpuMeter, c *cluster, dbname, script stri
 	if strings.Contains(out.String(), "failed") && !strings.Contains(out.String(), "number of failed transactions: 0") {
 		return nil, fmt.Errorf("pgbench transactions failed:\n%s", out.String())
 	}
+	if rate > 0 {
+		logs, err := filepath.Glob(filepath.Join(dir, "log.*"))
+		if err != nil {
+			return nil, err
+		}
+		if res.P50US, res.P99US, err = pgbenchLatencies(logs); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// pgbenchLatencies reads the transaction logs of a rate-limited pgbench run and
+// returns the median and 99th percentile of the transactions' latencies, in µs. A
+// line is "client transaction time script epoch µs lag": time counts from the moment
+// the schedule set, so the lag (how late the transaction started) is taken off. Each
+// client's first transaction is left out: it prepares the statements, which the
+// server's pooled connections have done before the half-peak run.
+func pgbenchLatencies(files []string) (p50, p99 int64, err error) {
+	var lat []int64
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return 0, 0, err
+		}
+		for line := range strings.Lines(string(b)) {
+			f := strings.Fields(line)
+			if len(f) < 7 {
+				return 0, 0, fmt.Errorf("%s: not a rate-limited transaction line: %q", name, line)
+			}
+			if f[1] == "0" {
+				continue
+			}
+			t, err1 := strconv.ParseInt(f[2], 10, 64)
+			lag, err2 := strconv.ParseInt(f[6], 10, 64)
+			if err := cmp.Or(err1, err2); err != nil {
+				return 0, 0, fmt.Errorf("%s: %q: %w", name, line, err)
+			}
+			lat = append(lat, t-lag)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, fmt.Errorf("pgbench logged no transaction")
+	}
+	slices.Sort(lat)
+	at := func(q float64) int64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return at(0.50), at(0.99), nil
 }
 
 // pgbenchPath is pgbench from the PostgreSQL installation (Debian keeps it beside

@@ -35,9 +35,12 @@ type caseResult struct {
 	peak, half *wrkResult
 	raw        *pgbenchResult
 	prelude    *pgbenchResult
-	rss        int64
-	disk       *diskResult // -disk, write cases
-	failures   []string    // correctness failures: the run fails
+	// rawHalf is the raw SQL at the server's half-peak rate: its latency bounds the
+	// server's there.
+	rawHalf  *pgbenchResult
+	rss      int64
+	disk     *diskResult // -disk, write cases
+	failures []string    // correctness failures: the run fails
 	// replanned are the statements PostgreSQL planned on most of their calls during the
 	// server's peak (a prepared statement whose generic plan it keeps rejecting).
 	replanned []string
@@ -416,7 +419,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		if t.bare, err = runWrk(ctx, m, bare.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false); err != nil {
 			return err
 		}
-		t.bareRaw, err = runPgbench(ctx, meter, e.c, runDB, bareScript, pgVars, o.connections, o.duration, 0)
+		t.bareRaw, err = runPgbench(ctx, meter, e.c, runDB, bareScript, pgVars, o.connections, o.duration, 0, 0)
 		return err
 	}
 	remaining := 0
@@ -472,10 +475,16 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		return nil, err
 	}
 	if script != "" {
-		perClient := 0
+		// The raw SQL runs twice: flat out, for its CPU per transaction, then at the
+		// server's half-peak rate, for its latency: the bound of the server's there (a
+		// server adds to it). It has as many clients as the server has pooled connections,
+		// so that as many transactions at most run at once. A write case uses each row
+		// once: at most the phase's length at the rate, and half the rows for each run.
+		perClient, halfPerClient := 0, 0
 		if bc.writes {
-			// Each row once, at most the phase's length at the server's peak rate.
-			perClient = int(min(pgCount, max(int64(res.peak.rate()*o.duration.Seconds()), 100))) / o.connections
+			halfRows := min(pgCount/2, max(int64(res.half.rate()*o.duration.Seconds()), 100))
+			perClient = int(min(pgCount-halfRows, max(int64(res.peak.rate()*o.duration.Seconds()), 100))) / o.connections
+			halfPerClient = int(halfRows) / serverPool()
 		}
 		if err := e.checkpoint(ctx, bc); err != nil {
 			return nil, err
@@ -483,7 +492,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 		if err := e.resetStatements(ctx); err != nil {
 			return nil, err
 		}
-		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, perClient); err != nil {
+		if res.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, perClient, 0); err != nil {
 			return nil, err
 		}
 		if verbose {
@@ -493,7 +502,12 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 			}
 			printStatementTimes("the raw SQL", stats)
 		}
-		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0); err != nil {
+		if res.half.rate() > 0 && (!bc.writes || halfPerClient > 0) {
+			if res.rawHalf, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, serverPool(), o.duration, halfPerClient, res.half.rate()); err != nil {
+				return nil, err
+			}
+		}
+		if res.prelude, err = runPgbench(ctx, meter, e.c, runDB, prelude, pgVars, o.connections, min(o.duration, 5*time.Second), 0, 0); err != nil {
 			return nil, err
 		}
 		// Reads can be measured again (their requests cycle): the server's and the raw
@@ -508,7 +522,7 @@ ANALYZE bench_pg`, pgRows, max(pgCount, 2))); err != nil {
 			if t.peak, err = runWrk(ctx, meter, srv.url, e.lua, reqFiles["peak"], o.connections, o.duration, 0, 0, false); err != nil {
 				return nil, err
 			}
-			if t.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0); err != nil {
+			if t.raw, err = runPgbench(ctx, meter, e.c, runDB, script, pgVars, o.connections, o.duration, 0, 0); err != nil {
 				return nil, err
 			}
 			if err := barePeak(&t, false); err != nil {
@@ -643,6 +657,9 @@ func printCase(w io.Writer, r *caseResult) {
 			r.rawCPU(), r.raw.cpuPerTx(), r.raw.TPS, r.prelude.cpuPerTx(), r.prelude.TPS, r.ratio())
 	}
 	fmt.Fprint(w, r.ofTrials(func(t trial) float64 { return r.ratioOf(t.peak, t.raw) }))
+	if h := r.rawHalf; h != nil {
+		fmt.Fprintf(w, "; raw SQL at the half-peak rate %.0f tx/s p50 %s ms p99 %s ms", h.TPS, ms(h.P50US), ms(h.P99US))
+	}
 	if bt := r.bareTrial(); bt != nil {
 		s, p := bt.bare.cpuPerRequest()
 		fmt.Fprintf(w, "; reference server (bench/bare) %.0f req/s, CPU/request %.0f µs + PostgreSQL %.0f µs, its raw SQL (sql/%s) %.0f µs/tx, ratio %.2f",
@@ -695,19 +712,22 @@ func verdict(r *caseResult) string {
 }
 
 // cells are a result's columns: case, peak req/s, p50, p99, half-peak req/s and p99,
-// server and PostgreSQL µs a request, raw µs a transaction, ratio, the reference
+// the raw SQL's p99 at that rate, server and PostgreSQL µs a request, raw µs a transaction, ratio, the reference
 // server's ratio, verdict, RSS.
 func cells(r *caseResult) []string {
 	s, p := r.peak.cpuPerRequest()
-	raw, ratio, bare := "—", "—", "—"
+	raw, ratio, bare, rawHalf := "—", "—", "—", "—"
 	if r.raw != nil {
 		raw, ratio = fmt.Sprintf("%.0f", r.rawCPU()), fmt.Sprintf("%.2f", r.ratio())
+	}
+	if r.rawHalf != nil {
+		rawHalf = ms(r.rawHalf.P99US)
 	}
 	if bt := r.bareTrial(); bt != nil {
 		bare = fmt.Sprintf("%.2f", r.bareRatio(*bt))
 	}
 	return []string{r.c.name, fmt.Sprintf("%.0f", r.peak.rate()), ms(r.peak.P50US), ms(r.peak.P99US),
-		fmt.Sprintf("%.0f", r.half.rate()), ms(r.half.P99US), fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", p),
+		fmt.Sprintf("%.0f", r.half.rate()), ms(r.half.P99US), rawHalf, fmt.Sprintf("%.0f", s), fmt.Sprintf("%.0f", p),
 		raw, ratio, bare, verdict(r), fmt.Sprintf("%.0f", float64(r.rss)/(1<<20))}
 }
 
@@ -715,7 +735,7 @@ func printResults(w io.Writer, o options, results []*caseResult) {
 	fmt.Fprintf(w, "\n%d members, %d invitations; %d connections, %s a phase; server GOMAXPROCS %d of %d cores\n",
 		o.members, o.invitations, o.connections, o.duration, o.gomaxprocs, runtime.NumCPU())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\tserver µs\tPG µs\traw µs/tx\tratio\tbare ratio\ttarget\tRSS MB\t")
+	fmt.Fprintln(tw, "case\treq/s\tp50 ms\tp99 ms\thalf req/s\thalf p99 ms\traw half p99\tserver µs\tPG µs\traw µs/tx\tratio\tbare ratio\ttarget\tRSS MB\t")
 	for _, r := range results {
 		fmt.Fprintln(tw, strings.Join(cells(r), "\t")+"\t")
 	}
@@ -723,8 +743,8 @@ func printResults(w io.Writer, o options, results []*caseResult) {
 }
 
 func printMarkdown(w io.Writer, o options, results []*caseResult) {
-	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | bare gqlgen's ratio | target | server RSS MB |\n")
-	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
+	fmt.Fprintf(w, "\n| case | req/s | p50 ms | p99 ms | at half peak: req/s | p99 ms | raw SQL's p99 ms | server µs/req | PostgreSQL µs/req | raw SQL µs/tx | ratio | bare gqlgen's ratio | target | server RSS MB |\n")
+	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n")
 	for _, r := range results {
 		c := cells(r)
 		c[0] = fmt.Sprintf("(%s) %s", r.c.name, r.c.title)
@@ -835,7 +855,7 @@ func (e *runEnv) checkStatements(ctx context.Context, who string, srv *server, t
 	if err := e.resetStatements(ctx); err != nil {
 		return err
 	}
-	if _, err := runPgbench(ctx, cpuMeter{postmaster: mustPID(e.c)}, e.c, runDB, script, vars, 1, 0, 1); err != nil { // one transaction
+	if _, err := runPgbench(ctx, cpuMeter{postmaster: mustPID(e.c)}, e.c, runDB, script, vars, 1, 0, 1, 0); err != nil { // one transaction
 		return err
 	}
 	want, err := e.statements(ctx)

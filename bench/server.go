@@ -52,6 +52,10 @@ func buildServer(ctx context.Context, dir, name, pkg string) (string, error) {
 // of the cores (GOMAXPROCS; -gomaxprocs, by default half), as the deployment of a
 // server sharing its machine with PostgreSQL should: with every core, Go's idle
 // processors spin looking for work at each wake-up and take CPU from the backends.
+// serverPool is the server's DB_MAX_CONNS: at most this many of its transactions run
+// in PostgreSQL at once.
+func serverPool() int { return 4 * runtime.NumCPU() }
+
 func startServer(ctx context.Context, bin, dsn, logPath, profile string, gomaxprocs int) (*server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +77,7 @@ func startServer(ctx context.Context, bin, dsn, logPath, profile string, gomaxpr
 		"PORT="+strconv.Itoa(port),
 		"APP_ENV=production",
 		"GOMAXPROCS="+strconv.Itoa(gomaxprocs),
-		"SWEEP_INTERVAL=0", "DB_MAX_CONNS="+strconv.Itoa(4*runtime.NumCPU()),
+		"SWEEP_INTERVAL=0", "DB_MAX_CONNS="+strconv.Itoa(serverPool()),
 		"REMINDER_INTERVAL=0",
 		"RATE_LIMIT_VIEWER_RPS=1000000", "RATE_LIMIT_VIEWER_BURST=1000000",
 		"RATE_LIMIT_ADDRESS_RPS=1000000", "RATE_LIMIT_ADDRESS_BURST=1000000",
