@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 // Batch lookups by id, for the GraphQL layer's per-request loaders: nodes(ids:) with
@@ -12,13 +13,19 @@ import (
 // id, in one statement. Ids viewer may not see (not theirs, or received and since
 // withdrawn or expired) are absent, exactly as Invitation returns nil for them.
 func (s *Store) InvitationsByID(ctx context.Context, viewer int64, ids []int64) (map[int64]*Invitation, error) {
-	now := s.Now()
+	out, err := s.invitationsByID(ctx, s, viewer, ids, s.Now())
+	return out, translate(err)
+}
+
+// invitationsByID is InvitationsByID on conn, a pooled connection or a transaction's,
+// as of now.
+func (s *Store) invitationsByID(ctx context.Context, conn connection, viewer int64, ids []int64, now time.Time) (map[int64]*Invitation, error) {
 	in1, ids1 := oneOf(ids)
-	rows, err := queryRows[Invitation](ctx, s, nil, `
+	rows, err := queryRows[Invitation](ctx, conn, nil, `
 SELECT `+invitationColumns+` FROM invitations
  WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	out := make(map[int64]*Invitation, len(rows))
 	for _, inv := range rows {

@@ -47,7 +47,7 @@ func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error 
 // rawConn runs fn with the pgx connection under conn: binary results scanned straight
 // into the row's fields (binaryScan), without database/sql's conversions through
 // driver.Value and the interface each of them is boxed in. conn may have a transaction
-// open (Tx.raw); the statements fn runs are then part of it.
+// open (Tx.withConn); the statements fn runs are then part of it.
 func rawConn(conn *sqlx.Conn, fn func(c *pgx.Conn) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)

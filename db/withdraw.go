@@ -151,18 +151,9 @@ func (s *Store) attachInvitations(ctx context.Context, tx *Tx, viewer int64, res
 	if len(ids) == 0 {
 		return results, nil
 	}
-	in1, ids1 := oneOf(ids)
-	invs, err := queryRows[Invitation](ctx, tx, nil, `
-SELECT `+invitationColumns+` FROM invitations
- WHERE id `+in1+` AND (sender_id = $2 OR recipient_id = $2)`, ids1, viewer)
+	byID, err := s.invitationsByID(ctx, tx, viewer, ids, now)
 	if err != nil {
 		return nil, err
-	}
-	byID := make(map[int64]*Invitation, len(invs))
-	for _, inv := range invs {
-		if s.limits.view(inv, viewer, now) {
-			byID[inv.ID] = inv
-		}
 	}
 	for i := range results {
 		if results[i].Outcome != OutcomeNotFound {
