@@ -60,15 +60,16 @@ type httpConfig struct {
 	// TrustProxyHeaders takes the client address from the first X-Forwarded-For entry:
 	// only behind a proxy that sets that header itself, replacing what clients send.
 	TrustProxyHeaders bool
-	// KeepAlive is how often an idle subscription hears from the server (KEEPALIVE_INTERVAL):
-	// a ping over WebSocket, which a client must answer within twice this, and a comment
-	// line over SSE, so that proxies do not cut an idle stream as timed out.
+	// KeepAlive is how often an idle subscription hears from the server
+	// (KEEPALIVE_INTERVAL): a ping over WebSocket, which a client must answer within
+	// twice this, and a comment line over SSE, so that proxies do not cut an idle
+	// stream as timed out.
 	KeepAlive time.Duration
 }
 
 // loadHTTPConfig reads CORS_ALLOWED_ORIGINS, RATE_LIMIT_VIEWER_RPS and _BURST,
-// RATE_LIMIT_ADDRESS_RPS and _BURST, TRUST_PROXY_HEADERS and KEEPALIVE_INTERVAL. An invalid value is an
-// error naming the variable.
+// RATE_LIMIT_ADDRESS_RPS and _BURST, TRUST_PROXY_HEADERS and KEEPALIVE_INTERVAL. An
+// invalid value is an error naming the variable.
 func loadHTTPConfig(getenv func(string) string) (httpConfig, error) {
 	c := httpConfig{
 		ViewerRate:  rateConfig{RPS: 20, Burst: 40},

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -15,8 +12,9 @@ import (
 // streams serves the long-lived requests, subscriptions over SSE and WebSocket.
 //
 // It lifts the server's read and write timeouts from SSE subscriptions, which would
-// otherwise be cut after WriteTimeout. The body is read first, while the read timeout
-// still applies. (WebSocket connections are hijacked, which clears the deadlines.)
+// otherwise be cut after WriteTimeout. Their body has been read by then (checkBody
+// reads every POST's), while the read timeout still applied. (WebSocket connections
+// are hijacked, which clears the deadlines.)
 //
 // And it ends both when shutdown begins (endStreams, which run registers with
 // http.Server.RegisterOnShutdown). Their subscriptions end when the events listener
@@ -33,16 +31,6 @@ func (a *app) streams(next http.Handler) http.Handler {
 			return
 		}
 		if isSSE {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				status := http.StatusBadRequest
-				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-					status = http.StatusRequestEntityTooLarge
-				}
-				http.Error(w, "could not read the request body", status)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 			rc := http.NewResponseController(w)
 			rc.SetReadDeadline(time.Time{})
 			rc.SetWriteDeadline(time.Time{})
