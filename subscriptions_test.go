@@ -619,13 +619,17 @@ func TestStreamWriterDropsLateWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Flush()
+	if !rec.Flushed {
+		t.Fatal("the stream's flush did not reach the writer")
+	}
 	w.end()
 	if n, err := io.WriteString(w, ": ping\n\n"); n != 0 || err == nil {
 		t.Errorf("late write: %d %v", n, err)
 	}
+	rec.Flushed = false
 	w.Flush()
-	if rec.Body.String() != ": ping\n\n" || !rec.Flushed {
-		t.Errorf("%q flushed %v", rec.Body, rec.Flushed)
+	if rec.Body.String() != ": ping\n\n" || rec.Flushed {
+		t.Errorf("after the end: %q, flushed %v", rec.Body, rec.Flushed)
 	}
 }
 
