@@ -137,6 +137,11 @@ var privacyOps = []privacyOp{
 		expect: func(d map[string]any) bool {
 			return get(d, "ignoreInvitation.userErrors.0.code") == "NOT_FOUND" && get(d, "ignoreInvitation.invitation") == nil
 		}},
+	{name: "markNotificationsRead", kind: "Notification", list: true, query: `mutation($ids: [ID!]!) { markNotificationsRead(input: {ids: $ids, clientMutationId: "m"}) {
+		count ` + privacyUserErrors + ` clientMutationId } }`,
+		expect: func(d map[string]any) bool {
+			return get(d, "markNotificationsRead.count") == 0.0 && len(get(d, "markNotificationsRead.userErrors").([]any)) == 0
+		}},
 	{name: "removeConnection", kind: "Member", query: `mutation($id: ID!) { removeConnection(input: {memberId: $id, clientMutationId: "m"}) {
 		removed ` + privacyUserErrors + ` clientMutationId } }`,
 		expect: func(d map[string]any) bool {
@@ -208,6 +213,28 @@ func TestPrivacyIDORMatrix(t *testing.T) {
 	adaBob := privacyInvite(t, s, "ada", "bob", "PENDING", "1 day")
 	maxAda := privacyInvite(t, s, "max", "ada", "PENDING", "1 day")
 	nedAda := privacyInvite(t, s, "ned", "ada", "IGNORED", "6 days")
+	// Notifications: eve's (foreign), and ada's of invitations she may no longer see.
+	notify := func(member string, kind string, invitation int64) int64 {
+		t.Helper()
+		var id int64
+		err := s.conn.Get(&id, `INSERT INTO notifications (member_id, kind, invitation_id, created_at)
+SELECT id, $2, $3, now() - interval '1 day' FROM members WHERE handle = $1 RETURNING id`, member, kind, invitation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	foreignNotifications := []privacyProbe{
+		{label: "eve's notification of ivy→eve", id: privacyGID("Notification", notify("eve", "INVITATION_RECEIVED", foreign[6].id))},
+		{label: "eve's notification of eve→cy accepted", id: privacyGID("Notification", notify("eve", "INVITATION_ACCEPTED", foreign[1].id))},
+		{label: "ada's notification of kim→ada withdrawn", id: privacyGID("Notification", notify("ada", "INVITATION_RECEIVED", foreign[9].id))},
+		{label: "ada's notification of lee→ada expired (not swept)", id: privacyGID("Notification", notify("ada", "INVITATION_RECEIVED", foreign[10].id))},
+		{label: "ada's notification of fay→ada expired (swept)", id: privacyGID("Notification", notify("ada", "INVITATION_RECEIVED", foreign[11].id))},
+	}
+	for i := range foreignNotifications {
+		foreignNotifications[i].foreign, foreignNotifications[i].kind = true, "Notification"
+	}
+	notify("ada", "INVITATION_RECEIVED", maxAda) // her one visible notification
 
 	nodeQuery := `query($id: ID!) { node(id: $id) { ... on Invitation { status } } }`
 	// Controls: the ids are real, their owners see them, and ada sees her own.
@@ -293,13 +320,18 @@ func TestPrivacyIDORMatrix(t *testing.T) {
 	specific["ignoreInvitation"] = specific["acceptInvitation"]
 	specific["removeConnection"] = append(specific["sendInvitation"],
 		privacyProbe{label: "ada herself", id: privacyGID("Member", adaMember)})
+	specific["node"] = append(specific["node"], foreignNotifications...)
 	specific["nodes"] = specific["node"]
+	specific["markNotificationsRead"] = append(append([]privacyProbe{}, foreignNotifications...),
+		privacyProbe{label: "Notification:-1", id: privacyGID("Notification", -1)},
+		privacyProbe{label: "Notification:abc", id: privacyGID("Notification", "abc")})
 
 	before := checksumTables(t, s.conn)
 	probes, leaks, mismatches := 0, 0, 0
 	inconsistent, examples := map[string][]string{}, map[string]string{}
 	for _, op := range privacyOps {
-		nonexistent := map[string]string{"Invitation": privacyGID("Invitation", 999999), "Member": privacyGID("Member", 999999)}
+		nonexistent := map[string]string{"Invitation": privacyGID("Invitation", 999999), "Member": privacyGID("Member", 999999),
+			"Notification": privacyGID("Notification", 999999)}
 		baseline := map[string]string{}
 		for kind, id := range nonexistent {
 			r := op.call(s, ada, id)
@@ -380,8 +412,21 @@ func TestPrivacyIDORMatrix(t *testing.T) {
 				if len(l) != len(ids) || get(r.Data, "withdrawSelected.withdrawnCount") != 0.0 {
 					t.Errorf("withdrawSelected(all): %s", r.raw)
 				}
+			case "markNotificationsRead":
+				probes++
+				if get(r.Data, "markNotificationsRead.count") != 0.0 {
+					leaks++
+					t.Errorf("LEAK markNotificationsRead(all %d ids): %s", len(ids), r.raw)
+				}
 			}
 		}
+	}
+	// Counts: ada's notifications count only the one she can see.
+	d = s.ok(ada, `{ notifications { totalCount unreadCount nodes { invitation { id } } } }`, nil)
+	if get(d, "notifications.totalCount") != 1.0 || get(d, "notifications.unreadCount") != 1.0 ||
+		get(d, "notifications.nodes.0.invitation.id") != privacyGID("Invitation", maxAda) {
+		leaks++
+		t.Errorf("LEAK notifications count hidden ones: %v", d)
 	}
 	after := checksumTables(t, s.conn)
 	for table, sum := range before {

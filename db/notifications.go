@@ -155,23 +155,24 @@ func (s *Store) Notification(ctx context.Context, viewer, id int64) (*Notificati
 	return &n, nil
 }
 
-// MarkNotificationsRead marks viewer's notifications read: those with these ids (ids
-// of other members' notifications are ignored), or all when ids is nil. It returns how
-// many changed. Errors: CodeTooManySelected over MaxSelected ids.
+// MarkNotificationsRead marks viewer's visible notifications read: those with these ids
+// (ids of other members' notifications, and of notifications the viewer can no longer
+// see, are ignored as unknown ones are), or all when ids is nil. It returns how many
+// changed, counting only notifications the viewer can list, so the count tells nothing
+// of withdrawn or expired invitations. Errors: CodeTooManySelected over MaxSelected ids.
 func (s *Store) MarkNotificationsRead(ctx context.Context, viewer int64, ids []int64) (int, error) {
 	if len(ids) > MaxSelected {
 		return 0, refuse(CodeTooManySelected, []string{"input", "ids"}, "mark at most %d notifications per call", MaxSelected)
 	}
 	var n int64
 	err := s.inTx(ctx, func(tx *Tx, now time.Time) error {
-		var res sql.Result
-		var err error
-		if ids == nil {
-			res, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = $2 WHERE member_id = $1 AND read_at IS NULL`, viewer, now)
-		} else {
-			res, err = tx.ExecContext(ctx, `UPDATE notifications SET read_at = $3 WHERE member_id = $1 AND id = ANY($2) AND read_at IS NULL`,
-				viewer, ids, now)
+		q := `UPDATE notifications n SET read_at = ? WHERE n.member_id = ? AND n.read_at IS NULL AND ` + visibleNotification
+		args := []any{now, viewer, now.Add(-s.limits.TTL)}
+		if ids != nil {
+			q += ` AND n.id = ANY(?)`
+			args = append(args, ids)
 		}
+		res, err := tx.ExecContext(ctx, rebound(q), args...)
 		if err != nil {
 			return err
 		}

@@ -188,3 +188,61 @@ func TestWithdrawOlderThan(t *testing.T) {
 		}
 	}
 }
+
+// TestNotificationsHiddenMeansHidden is TESTPLAN S11: once the invitation behind a
+// notification is withdrawn or has expired (swept or not), nothing counts or
+// acknowledges that notification: marking all read counts only the visible ones, and a
+// hidden notification's id is answered as an unknown id is.
+func TestNotificationsHiddenMeansHidden(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	bob := f.member("bob")
+	s := f.members("s", 4)
+	old := f.mustSend(s[0], bob)
+	f.clock.Advance(10 * 24 * time.Hour)
+	f.mustSend(s[1], bob)
+	f.mustSend(s[2], bob)
+	gone := f.mustSend(s[3], bob)
+	byInvitation := map[int64]int64{}
+	pg, err := f.store.Notifications(f.ctx, bob, false, db.Page{})
+	if err != nil || len(pg.Notifications) != 4 {
+		t.Fatalf("%v %v", pg, err)
+	}
+	for _, n := range pg.Notifications {
+		byInvitation[n.InvitationID] = n.ID
+	}
+	if _, err := f.withdraw(s[3], gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The first invitation reaches the lifetime; the others are 170 days old.
+	f.clock.Advance(db.DefaultLimits().TTL - 10*24*time.Hour)
+
+	unknown := int64(1 << 40)
+	for name, ids := range map[string][]int64{
+		"Withdrawn": {byInvitation[gone.ID]},
+		"Expired":   {byInvitation[old.ID]},
+		"Unknown":   {unknown},
+	} {
+		if n, err := f.store.MarkNotificationsRead(f.ctx, bob, ids); err != nil || n != 0 {
+			t.Errorf("%s notification's id: marked %d (%v), as an unknown id: 0", name, n, err)
+		}
+		if got, err := f.store.Notification(f.ctx, bob, ids[0]); err != nil || got != nil {
+			t.Errorf("%s notification readable: %+v %v", name, got, err)
+		}
+	}
+	pg, _ = f.store.Notifications(f.ctx, bob, false, db.Page{})
+	unread, _ := pg.UnreadCount(f.ctx)
+	if unread != 2 || len(pg.Notifications) != 2 {
+		t.Fatalf("%d listed, %d unread; want the 2 still pending", len(pg.Notifications), unread)
+	}
+	if n, err := f.store.MarkNotificationsRead(f.ctx, bob, nil); err != nil || n != unread {
+		t.Fatalf("mark all: %d, with %d visible unread (%v)", n, unread, err)
+	}
+	// The sweep changes nothing of it.
+	if _, err := f.store.SweepExpired(f.ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.store.MarkNotificationsRead(f.ctx, bob, []int64{byInvitation[old.ID]}); n != 0 {
+		t.Fatalf("a swept invitation's notification was marked: %d", n)
+	}
+}
