@@ -181,6 +181,13 @@ func TestAuthenticationRequired(t *testing.T) {
 		{"Basic", str("Basic xxx")},
 		{"BasicWithValidToken", str("Basic " + valid)},
 		{"TokenWithoutScheme", str(valid)},
+		// TESTPLAN S13: tokens that would never expire, or claim a future issue time.
+		{"NoExpiry", str("Bearer " + authSign(t, jwt.SigningMethodHS256, secret, claims(jwt.MapClaims{"exp": nil})))},
+		{"ExpiryNull", str("Bearer " + authSign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ada", "iat": now.Unix(), "exp": nil}))},
+		{"IssuedInTheFuture", str("Bearer " + authSign(t, jwt.SigningMethodHS256, secret, claims(jwt.MapClaims{
+			"iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()})))},
+		// TESTPLAN S12: a validly signed subject that no handle can hold.
+		{"SubjectWithNUL", str("Bearer " + authSign(t, jwt.SigningMethodHS256, secret, claims(jwt.MapClaims{"sub": "ada\x00"})))},
 	}
 
 	before := checksumTables(t, s.conn)

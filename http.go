@@ -154,6 +154,7 @@ func (a *app) handler() http.Handler {
 	// the API's types do not nest cyclically, and gqlparser bounds introspection depth.
 	gql.SetParserTokenLimit(maxTokens)
 	gql.Use(graph.NewComplexityLimit(graph.MaxComplexity))
+	gql.Use(graph.StorableText{}) // text PostgreSQL cannot store: BAD_USER_INPUT, before any resolver
 	if a.production {
 		gql.SetDisableSuggestion(true) // no "Did you mean" field hints
 		gql.Use(graph.NoIntrospection{})

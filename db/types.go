@@ -1,6 +1,10 @@
 package db
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // Plans.
 const (
@@ -114,3 +118,10 @@ type Quota struct {
 
 // Remaining is how many invitations may be sent now.
 func (q *Quota) Remaining() int { return max(q.Limit-q.Used, 0) }
+
+// StorableText reports whether PostgreSQL can store s as text: valid UTF-8 without a
+// NUL character. Text that fails it can never succeed, so callers refuse it as bad
+// input before it reaches the database, which would reject it as an error.
+func StorableText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}

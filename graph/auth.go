@@ -29,7 +29,7 @@ type viewerState struct {
 	err      string
 	internal bool      // the token could not be checked (database error): retryable
 	missing  bool      // no credentials were sent
-	expires  time.Time // the token's exp (zero: none)
+	expires  time.Time // the token's exp
 }
 
 // Authenticator verifies bearer tokens: HS256 JWTs whose `sub` is a member handle.
@@ -55,7 +55,15 @@ func (a *Authenticator) now() time.Time {
 	return time.Now()
 }
 
+// TokenLeeway is the clock skew allowed between the token's issuer and this server
+// when checking `nbf` and `iat`: a token issued a few seconds "in the future" by a
+// slightly fast clock is accepted, one issued later than that is not. `exp` is
+// honoured to the second, without leeway.
+const TokenLeeway = 30 * time.Second
+
 // verify checks the token's signature, algorithm and times, and returns its claims.
+// `exp` is required (a token without it, or with `exp: null`, would never expire);
+// `nbf` and `iat`, when present, may not be later than now plus TokenLeeway.
 // A client sends the same token with every request, so a token whose signature
 // checked out is kept: later requests skip the HMAC and the JSON decoding and only
 // check the expiry again. The cache key is the whole token, signature included, so a
@@ -65,16 +73,20 @@ func (a *Authenticator) verify(token string) (*Claims, error) {
 	claims, ok := a.verified[token]
 	a.mu.Unlock()
 	if ok {
-		if claims.ExpiresAt != nil && !a.now().Before(claims.ExpiresAt.Time) {
+		if !a.now().Before(claims.ExpiresAt.Time) {
 			return nil, jwt.ErrTokenExpired
 		}
 		return claims, nil
 	}
 	claims = &Claims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return a.Secret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(a.now))
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(a.now), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(TokenLeeway))
 	if err != nil {
 		return nil, err
+	}
+	if !a.now().Before(claims.ExpiresAt.Time) { // the leeway is for nbf and iat only
+		return nil, jwt.ErrTokenExpired
 	}
 	a.mu.Lock()
 	if a.verified == nil || len(a.verified) >= maxVerifiedTokens {
@@ -112,7 +124,7 @@ func (a *Authenticator) authenticateHeader(ctx context.Context, header string) v
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return viewerState{err: "the token has expired"}
-	case err != nil:
+	case err != nil, !db.StorableText(claims.Subject): // no member's handle holds a NUL
 		return viewerState{err: "the token is not valid"}
 	}
 	m, err := a.Store.MemberByHandle(ctx, claims.Subject)
@@ -122,11 +134,7 @@ func (a *Authenticator) authenticateHeader(ctx context.Context, header string) v
 	if m == nil {
 		return viewerState{err: "the token's member does not exist"}
 	}
-	state := viewerState{viewer: &Viewer{Member: m, Admin: claims.Role == "admin"}}
-	if claims.ExpiresAt != nil {
-		state.expires = claims.ExpiresAt.Time
-	}
-	return state
+	return viewerState{viewer: &Viewer{Member: m, Admin: claims.Role == "admin"}, expires: claims.ExpiresAt.Time}
 }
 
 // Claims are the token's claims: `sub` is the member's handle, `role: "admin"` grants

@@ -69,7 +69,10 @@ func Recover(logger *slog.Logger) graphql.RecoverFunc {
 }
 
 // badUserInput is a top-level BAD_USER_INPUT error about an argument.
-func badUserInput(format string, args ...any) error {
+func badUserInput(format string, args ...any) error { return badInput(format, args...) }
+
+// badInput is badUserInput as gqlgen's extensions return it.
+func badInput(format string, args ...any) *gqlerror.Error {
 	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": codeBadUserInput}}
 }
 
