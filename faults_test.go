@@ -585,6 +585,11 @@ func TestFaultF3PoolExhaustion(t *testing.T) {
 	if all > 2*time.Second {
 		t.Errorf("the 20 requests took %v", all)
 	}
+	// Each coded answer was a wait for a connection cut short, and /metrics counts it.
+	_, raw := httpDo(t, "GET", s.url+"/metrics", nil, nil)
+	if v, ok := metricValue(string(raw), "db_pool_wait_timeouts_total"); !ok || int(v) != coded {
+		t.Errorf("db_pool_wait_timeouts_total = %v (found: %v), want the %d coded answers", v, ok, coded)
+	}
 	// Release: the held sends finish and the next request is served at once.
 	release()
 	for range 4 {

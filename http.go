@@ -114,6 +114,9 @@ func (a *app) handler() http.Handler {
 		pool = a.store.DB().DB
 	}
 	a.metrics = newMetrics(pool)
+	if a.store != nil {
+		a.metrics.countPoolWaitTimeouts(a.store)
+	}
 	a.streamsCtx, a.endStreams = context.WithCancel(context.Background())
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &graph.Resolver{Store: a.store, Logger: a.logger, Events: a.events, OnUserError: a.metrics.refusal},

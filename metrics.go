@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"invitations/db"
 )
 
 // Label bounds: a client chooses operation names, so only names that look like GraphQL
@@ -83,6 +85,15 @@ func newMetrics(pool *sql.DB) *metrics {
 		m.registry.MustRegister(collectors.NewDBStatsCollector(pool, "invitations"))
 	}
 	return m
+}
+
+// countPoolWaitTimeouts exports the store's count of requests that found no free
+// pooled connection within DB_POOL_WAIT, beside the pool's own statistics.
+func (m *metrics) countPoolWaitTimeouts(store *db.Store) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "db_pool_wait_timeouts_total",
+		Help: "Requests answered SERVICE_BUSY because no pooled connection freed up within DB_POOL_WAIT.",
+	}, func() float64 { return float64(store.PoolWaitTimeouts()) }))
 }
 
 // handler serves the registry in the Prometheus text format.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,4 +122,49 @@ func TestMetricsOperationLabelCap(t *testing.T) {
 	nilMetrics.httpRequest("/query", 200) // a nil *metrics records nothing, without panicking
 	nilMetrics.errorCode("X")
 	nilMetrics.rateLimit("viewer")
+}
+
+// The README's table of metrics names every series the server exports besides the Go
+// runtime's and the process's, and every one it names is exported.
+func TestMetricsAreDocumented(t *testing.T) {
+	s := startServer(t, map[string]string{"RATE_LIMIT_VIEWER_RPS": "0.001", "RATE_LIMIT_VIEWER_BURST": "3"})
+	ada := s.member("ada")
+	adaID := s.memberID(ada, "ada")
+	s.gql(ada, `mutation($to: ID!) { sendInvitation(input: {recipientId: $to}) { userErrors { code } } }`, map[string]any{"to": adaID})
+	s.gql(ada, `{ nope }`, nil)
+	if r := s.gql(ada, `{ viewer { handle } }`, nil); r.code() != "RATE_LIMITED" {
+		t.Fatalf("the fourth request was not rate limited: %s", r.raw)
+	}
+	exported := map[string]bool{}
+	for _, line := range strings.Split(scrape(t, s), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if strings.HasPrefix(name, "go_sql_") || !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") {
+				exported[name] = true
+			}
+		}
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Metrics\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|").FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = true
+	}
+	if len(documented) < 10 {
+		t.Fatalf("only %d metrics found in the README's Metrics section", len(documented))
+	}
+	for name := range exported {
+		if !documented[name] {
+			t.Errorf("%s is exported but not in the README's Metrics table", name)
+		}
+	}
+	for name := range documented {
+		if !exported[name] {
+			t.Errorf("%s is in the README's Metrics table but not exported", name)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,8 @@ type Store struct {
 	limits   Limits
 	clock    func() time.Time
 	poolWait time.Duration
+	// poolTimeouts counts the waits for a pooled connection that poolWait cut short.
+	poolTimeouts atomic.Uint64
 }
 
 // New returns a Store on an open database. clock is read once per transaction; nil
@@ -191,10 +194,16 @@ func (s *Store) conn(ctx context.Context) (*sqlx.Conn, error) {
 	defer cancel()
 	conn, err := s.db.Connx(waitCtx)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		s.poolTimeouts.Add(1)
 		return nil, errPoolWait
 	}
 	return conn, err
 }
+
+// PoolWaitTimeouts is how many times a request found no free pooled connection within
+// the wait SetPoolWait allows, and was answered CodeServiceBusy: a pool too small for
+// the load, or connections held too long.
+func (s *Store) PoolWaitTimeouts() uint64 { return s.poolTimeouts.Load() }
 
 func (s *Store) tryTx(ctx context.Context, fn func(tx *Tx, now time.Time) error) error {
 	conn, err := s.conn(ctx)
