@@ -29,6 +29,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"invitations/db/dbtest"
 	"invitations/db/embedpg"
 	"invitations/graph"
 )
@@ -500,12 +501,30 @@ func faultRestartRun(t *testing.T, mode embedpg.StopMode) {
 	if found != len(acknowledged) {
 		t.Errorf("%d acknowledged sends are missing from the database", len(acknowledged)-found)
 	}
+	faultCheckRollups(t, s.conn)
 	if n := failures["non-retryable"]; n > 0 {
 		t.Errorf("%d attempts failed with a non-retryable answer during the restart (e.g. %.300s): "+
 			"a database outage must answer a retryable error", n, examples["non-retryable"])
 	}
 	if t.Failed() {
 		t.Logf("server log:\n%s", faultTail(s.logs.String(), 30))
+	}
+}
+
+// faultCheckRollups fails the test with every row of the statistics rollups that
+// differs from a full rebuild (TESTPLAN E4): what the triggers kept across the fault
+// must be what the invitations say.
+func faultCheckRollups(t *testing.T, conn *sqlx.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	diff, err := dbtest.RollupDrift(ctx, conn)
+	if err != nil {
+		t.Errorf("E4: comparing the rollups with a rebuild: %v", err)
+		return
+	}
+	if len(diff) > 0 {
+		t.Errorf("E4: %d rollup rows differ from a rebuild:\n%s", len(diff), strings.Join(diff, "\n"))
 	}
 }
 
@@ -763,6 +782,7 @@ func TestFaultF6GracefulShutdown(t *testing.T) {
 	if n != drained {
 		t.Errorf("%d invitations for %d drained requests", n, drained)
 	}
+	faultCheckRollups(t, s.conn)
 	t.Logf("graceful shutdown: /readyz %s %v after shutdown began; drained %d/%d, failed %d; run returned nil %v after shutdown began",
 		readiness, notReady.Round(time.Millisecond), drained, inflight, failed, time.Since(begin).Round(time.Millisecond))
 }

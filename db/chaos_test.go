@@ -143,6 +143,7 @@ func TestMixedChaos(t *testing.T) {
 	if busy.Load() > 0 {
 		t.Errorf("%d operations answered busy (deadlock or timeout)", busy.Load())
 	}
+	f.checkRollups() // E4: the rollups equal a rebuild, row for row
 	t.Logf("C7: %d operations by 16 workers in 4s (%.0f ops/s), %d busy, %d unexpected errors",
 		ops.Load(), float64(ops.Load())/4, busy.Load(), unexpected.Load())
 }

@@ -148,6 +148,7 @@ SELECT id, sender_id AS sender, recipient_id AS recipient, sent_at <= $1 AS past
  WHERE (i.status <> 'PENDING') <> (r.state = 'CANCELLED')`); n != 0 {
 		t.Errorf("%d reminders cancelled while their invitation is pending, or left pending after it ended", n)
 	}
+	f.checkRollups() // E4: the sweep's batches kept the rollups equal to a rebuild
 	t.Logf("E1: %d rows swept by two sweepers (%d + %d) racing %d answers in %v: %.0f rows/s",
 		pastDue, swept[0], swept[1], len(picked), elapsed.Round(time.Millisecond), float64(pastDue)/elapsed.Seconds())
 }
@@ -214,6 +215,7 @@ func TestSweepExpiredBoundary(t *testing.T) {
 		if n, err := f.store.SweepExpired(f.ctx, 10); n != 1 || err != nil {
 			t.Fatalf("sweep 1 µs later: %d, %v; want young", n, err)
 		}
+		f.checkRollups()
 	})
 	t.Run("OneSweeperAtATime", func(t *testing.T) {
 		f := newFixture(t)
@@ -268,6 +270,7 @@ func TestRunExpirySweep(t *testing.T) {
 	if n := f.scalar(`SELECT count(*) FROM invitations WHERE status = 'PENDING'`); n != 1 {
 		t.Errorf("%d pending left, want 1", n)
 	}
+	f.checkRollups()
 }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
